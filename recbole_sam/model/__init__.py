@@ -1,0 +1,1 @@
+"""Models that recbole-sam adds to, or changes in, RecBole (found by ``recbole_sam.registry``)."""

@@ -1,0 +1,58 @@
+"""Find models and trainers by name: recbole-sam's first, then RecBole's."""
+
+import importlib
+
+from recbole.utils import get_model as recbole_get_model
+
+from recbole_sam.errors import ConfigError
+
+# Model name -> module in recbole_sam.model that defines a class of that name.
+MODELS = {"SASRec": "sasrec"}
+
+
+def _recbole_sequential_models():
+    from recbole.model import sequential_recommender
+
+    return sorted(name for name in dir(sequential_recommender) if name[:1].isupper())
+
+
+def get_model(model_name):
+    """The model class called ``model_name``: ours if we define it, else RecBole's.
+
+    Raises:
+        ConfigError: no such model, with the known names.
+    """
+    if model_name in MODELS:
+        module = importlib.import_module(f"recbole_sam.model.{MODELS[model_name]}")
+        return getattr(module, model_name)
+    try:
+        return recbole_get_model(model_name)
+    except ValueError:
+        known = ", ".join(sorted(set(MODELS) | set(_recbole_sequential_models())))
+        raise ConfigError(
+            f"model: {model_name!r} is not a recbole-sam or RecBole model; sequential models: {known}"
+        ) from None
+
+
+def get_trainer(config):
+    """The trainer class for ``config['trainer']`` (sam or plain) and ``config['model']``.
+
+    Raises:
+        ConfigError: the model needs a RecBole trainer that has no SAM version here.
+    """
+    from recbole.utils import get_trainer as recbole_get_trainer
+
+    from recbole_sam import trainer as trainers
+
+    special = {"S3Rec": ("SAMS3RecTrainer", "PlainS3RecTrainer")}
+    model = config["model"]
+    if model in special:
+        sam_name, plain_name = special[model]
+        return getattr(trainers, sam_name if config["trainer"] == "sam" else plain_name)
+    recbole_trainer = recbole_get_trainer(config["MODEL_TYPE"], model)
+    if recbole_trainer.__name__ != "Trainer":
+        raise ConfigError(
+            f"model: {model!r} needs RecBole's {recbole_trainer.__name__}, which recbole-sam does not wrap; "
+            f"supported: models trained by RecBole's Trainer, and {', '.join(special)}"
+        )
+    return trainers.SAMTrainer if config["trainer"] == "sam" else trainers.PlainTrainer

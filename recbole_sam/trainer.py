@@ -1,0 +1,110 @@
+"""RecBole trainers that train with Sharpness-Aware Minimization.
+
+``SAMTrainer(config, model)`` is a drop-in replacement for ``recbole.trainer.Trainer``: fit,
+evaluate, checkpoints, early stopping, logging and tensorboard are RecBole's. Only the batch
+step changes, and RecBole's batch loop is left as it is (see ``SAMStepMixin._sam_loss``).
+"""
+
+from recbole.trainer import S3RecTrainer, Trainer
+from recbole.utils import set_color
+
+from recbole_sam.checkpoint import SafeCheckpointMixin
+from recbole_sam.config import build_sam_optimizer
+from recbole_sam.rng import RandomDraws
+
+
+def _total(loss):
+    """RecBole models return one loss or a tuple of parts that RecBole sums."""
+    return sum(loss) if isinstance(loss, tuple) else loss
+
+
+def _value_at_theta_gradient_at_ascent(at_theta, at_ascent):
+    # A tensor whose value is L(Θ) (what RecBole logs as the train loss) and whose gradient is
+    # ∇L(Θ + Δ) (what RecBole back-propagates before calling optimizer.step()).
+    if isinstance(at_theta, tuple):
+        return tuple(_value_at_theta_gradient_at_ascent(a, b) for a, b in zip(at_theta, at_ascent))
+    return at_ascent + (at_theta - at_ascent).detach()
+
+
+class SAMStepMixin:
+    """Turns a RecBole trainer's batch step into a SAM step. Mix in before the trainer class.
+
+    Per epoch it also logs the mean sharpness proxy L(Θ+Δ) − L(Θ) and the mean ‖Δ‖₂ over the
+    ascent steps, and keeps them in ``self.sam_history[epoch]``.
+    """
+
+    def __init__(self, config, model):
+        self.sam_history = {}
+        self._ascents = []
+        super().__init__(config, model)
+
+    def _build_optimizer(self, **kwargs):
+        return build_sam_optimizer(
+            kwargs.pop("params", self.model.parameters()),
+            self.config,
+            learner=kwargs.pop("learner", self.learner),
+            learning_rate=kwargs.pop("learning_rate", self.learning_rate),
+            weight_decay=kwargs.pop("weight_decay", self.weight_decay),
+        )
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self._ascents = []
+        loss_func = self._sam_loss(loss_func or self.model.calculate_loss)
+        total_loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self._log_sharpness(epoch_idx)
+        return total_loss
+
+    def _sam_loss(self, loss_func):
+        """Wrap ``loss_func`` so that RecBole's unchanged loop takes SAM steps.
+
+        RecBole's loop computes ``loss_func(batch)``, back-propagates it, clips the gradient
+        (``clip_grad_norm``) and calls ``optimizer.step()``. On an ascent step the wrapper runs
+        the first pass itself, moves the weights to Θ + Δ and returns the second pass's loss,
+        so the clipping applies to the second pass only and ``optimizer.step()`` finishes the
+        SAM step. On the other steps (``sam_interval`` > 1) it is ``loss_func`` unchanged.
+        """
+
+        def sam_loss(interaction):
+            if not self.optimizer.ascent_due():
+                return loss_func(interaction)
+            draws = RandomDraws()
+            at_theta = loss_func(interaction)
+            _total(at_theta).backward()
+            self.optimizer.first_step(zero_grad=True)
+            draws.restore()  # same dropout masks, negatives and augmentations in both passes
+            at_ascent = loss_func(interaction)
+            sharpness = (_total(at_ascent) - _total(at_theta)).item()
+            self._ascents.append((sharpness, self.optimizer.last_ascent_norm))
+            return _value_at_theta_gradient_at_ascent(at_theta, at_ascent)
+
+        return sam_loss
+
+    def _log_sharpness(self, epoch_idx):
+        if not self._ascents:
+            return
+        sharpness, norm = (sum(column) / len(self._ascents) for column in zip(*self._ascents))
+        self.sam_history[epoch_idx] = {"sharpness": sharpness, "ascent_norm": norm, "ascents": len(self._ascents)}
+        self.logger.info(
+            set_color(f"epoch {epoch_idx} SAM", "green")
+            + f": mean L(Θ+Δ)-L(Θ) {sharpness:.6f}, mean ‖Δ‖ {norm:.6f}, ascents {len(self._ascents)}"
+        )
+        self.tensorboard.add_scalar("SAM/sharpness", sharpness, epoch_idx)
+        self.tensorboard.add_scalar("SAM/ascent_norm", norm, epoch_idx)
+
+
+class PlainTrainer(SafeCheckpointMixin, Trainer):
+    """RecBole's ``Trainer`` with safe checkpoints; training itself is unchanged."""
+
+
+class SAMTrainer(SAMStepMixin, SafeCheckpointMixin, Trainer):
+    """RecBole's ``Trainer`` training with SAM, ASAM or LookSAM (property ``sam_variant``)."""
+
+
+class PlainS3RecTrainer(SafeCheckpointMixin, S3RecTrainer):
+    """RecBole's ``S3RecTrainer`` with safe checkpoints."""
+
+
+class SAMS3RecTrainer(SAMStepMixin, SafeCheckpointMixin, S3RecTrainer):
+    """RecBole's ``S3RecTrainer`` (pre-training and fine-tuning) training with SAM."""
+
+

@@ -1,0 +1,39 @@
+"""recbole-sam: Sharpness-Aware Minimization trainers for RecBole's sequential recommenders."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="recbole-sam",
+    version="0.1.0",
+    description="Train RecBole sequential recommenders with Sharpness-Aware Minimization (SAMRec, RecSys'23)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["recbole_sam", "recbole_sam.*"]) + ["recbole_sam.properties"],
+    # The YAML defaults live in properties/ at the top of the repository; a wheel carries them
+    # inside the package (recbole_sam/properties), where config.properties_dir() also looks.
+    package_dir={"recbole_sam.properties": "properties"},
+    package_data={"recbole_sam.properties": ["*.yaml", "*/*.yaml"]},
+    py_modules=["run_recbole_sam"],
+    install_requires=[
+        "recbole==1.2.1",
+        # Any torch >= 2.0 works, GPU builds included; the README installs the CPU wheel 2.13.0.
+        "torch>=2.0",
+        # recbole 1.2.1 pins ray<=2.6.3, which needs numpy<2; pandas 3 silently skips RecBole's
+        # NaN filling; ray imports pkg_resources, gone from setuptools 82.
+        "numpy>=1.21,<2",
+        "pandas>=1.4,<3",
+        "setuptools<82",
+        "ray<=2.6.3",
+        "pyyaml",
+        "tqdm",
+    ],
+    extras_require={
+        "plots": ["matplotlib>=3.5"],
+        # pyarrow 26 needs numpy 2; Tune then fails on its first ray.put.
+        "tune": ["ray[tune]<=2.6.3", "pyarrow<26"],
+        "test": ["pytest>=7", "matplotlib>=3.5"],
+    },
+    entry_points={"console_scripts": ["recbole-sam=recbole_sam.cli:main"]},
+    classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"],
+)
