@@ -1,13 +1,14 @@
 """Find models and trainers by name: recbole-sam's first, then RecBole's."""
 
 import importlib
+import importlib.util
 
 from recbole.utils import get_model as recbole_get_model
 
 from recbole_sam.errors import ConfigError
 
 # Model name -> module in recbole_sam.model that defines a class of that name.
-MODELS = {"SASRec": "sasrec"}
+MODELS = {"SASRec": "sasrec", "CL4SRec": "cl4srec"}
 
 
 def _recbole_sequential_models():
@@ -25,13 +26,20 @@ def get_model(model_name):
     if model_name in MODELS:
         module = importlib.import_module(f"recbole_sam.model.{MODELS[model_name]}")
         return getattr(module, model_name)
-    try:
-        return recbole_get_model(model_name)
-    except ValueError:
+    if not _is_recbole_model(model_name):
         known = ", ".join(sorted(set(MODELS) | set(_recbole_sequential_models())))
-        raise ConfigError(
-            f"model: {model_name!r} is not a recbole-sam or RecBole model; sequential models: {known}"
-        ) from None
+        raise ConfigError(f"model: {model_name!r} is not a recbole-sam or RecBole model; sequential models: {known}")
+    return recbole_get_model(model_name)
+
+
+def _is_recbole_model(model_name):
+    # Asked directly, RecBole's get_model imports its exlib package on the way to saying "no",
+    # which fails without lightgbm/xgboost installed; look the module up ourselves first.
+    torch_models = ("general", "context_aware", "sequential", "knowledge_aware")
+    for kind in torch_models:
+        if importlib.util.find_spec(f"recbole.model.{kind}_recommender.{model_name.lower()}"):
+            return True
+    return model_name.lower() in ("lightgbm", "xgboost")
 
 
 def get_trainer(config):

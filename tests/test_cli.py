@@ -1,0 +1,128 @@
+"""The command line and the configuration: the happy path, RecBole's traps, and every bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import recbole_sam.quick_start
+from recbole_sam.cli import main, parse_overrides
+from recbole_sam.config import SAMConfig
+from recbole_sam.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_args(config):
+    return [f"--{key}={value}" for key, value in config.items()]
+
+
+def test_cli_happy_path_prints_valid_and_test_metrics(tiny_config):
+    command = [sys.executable, str(REPO / "run_recbole_sam.py"), "--model", "SASRec", "--dataset", "ml-100k"]
+    command += ["--trainer", "sam", "--rho", "0.1", *cli_args(dict(tiny_config, epochs=1))]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "best valid: {'hit@10':" in done.stdout
+    assert "test result: {'hit@10':" in done.stdout
+    assert len(list(Path("saved").glob("SASRec-*.pth"))) == 1
+    assert list(Path("saved").glob("*.partial")) == []
+
+
+def test_cli_bad_input_is_one_line_without_traceback(tiny_config):
+    command = [sys.executable, str(REPO / "run_recbole_sam.py"), "--rho", "-1", *cli_args(tiny_config)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: rho: must be a number > 0, got -1"]
+    assert not os.path.exists("saved") or os.listdir("saved") == []
+
+
+def write(name, text):
+    Path(name).write_text(text, encoding="utf-8")
+    return name
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--model", "NoSuchModel"], ["model: 'NoSuchModel'", "SASRec", "GRU4Rec"]),
+        (["--trainer", "fancy"], ["trainer: 'fancy' is not one of sam, plain"]),
+        (["--rho", "0"], ["rho: must be a number > 0, got 0"]),
+        (["--rho", "abc"], ["rho: must be a number > 0, got 'abc'"]),
+        (["--sam_variant", "gsam"], ["sam_variant: 'gsam' is not one of sam, asam, looksam"]),
+        (["--sam_interval=0"], ["sam_interval: must be an integer >= 1, got 0"]),
+        (["--learner=sparse_adam"], ["learner: 'sparse_adam'", "adam, adamw, sgd, adagrad, rmsprop"]),
+        (["--loss_type=MSE"], ["loss_type: 'MSE' is not one of CE, BPR, BCE"]),
+        (["--dataset", "no-such-data"], ["dataset: no atomic file", "no-such-data.inter"]),
+        (["--config_files", "missing.yaml"], ["config_files: cannot read 'missing.yaml'"]),
+        (["--config_files", "BAD"], ["config_files: 'bad.yaml' is not valid YAML"]),
+        (["--config_files", "LIST"], ["config_files: 'list.yaml' must hold 'key: value' lines"]),
+        (["stray"], ["command line: unexpected argument 'stray'"]),
+        (["--epochs"], ["command line: --epochs needs a value"]),
+    ],
+)
+def test_each_bad_input_names_the_key_and_allowed_values(argv, expected, tiny_config, capsys):
+    files = {"BAD": write("bad.yaml", "rho: [0.1\n"), "LIST": write("list.yaml", "- rho\n- 0.1\n")}
+    argv = [files.get(arg, arg) for arg in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + cli_args(tiny_config))
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    for text in expected:
+        assert text in lines[0]
+    assert not os.path.exists("saved") or os.listdir("saved") == []
+
+
+def test_cli_passes_config_files_in_order_and_overrides(monkeypatch):
+    seen = {}
+
+    def fake_run(model, dataset, config_file_list=None, config_dict=None, saved=True):
+        seen.update(model=model, dataset=dataset, files=config_file_list, overrides=config_dict, saved=saved)
+        return {"best_valid_result": {}, "test_result": {}}
+
+    monkeypatch.setattr(recbole_sam.quick_start, "run_recbole_sam", fake_run)
+    main(["--trainer", "plain", "--epochs=3", "--train_batch_size", "512", "--config_files=a.yaml b.yaml"])
+    assert seen == {
+        "model": "SASRec",
+        "dataset": "ml-100k",
+        "files": ["a.yaml", "b.yaml"],
+        "overrides": {"epochs": "3", "train_batch_size": "512", "trainer": "plain"},
+        "saved": True,
+    }
+
+
+def test_later_config_files_win_and_config_dict_wins_over_files():
+    write("a.yaml", "rho: 0.5\nsam_variant: asam\nepochs: 4\n")
+    write("b.yaml", "rho: 2.0\n")
+    config = SAMConfig("SASRec", "ml-100k", config_file_list=["a.yaml", "b.yaml"], config_dict={"epochs": "7"})
+    assert (config["rho"], config["sam_variant"], config["epochs"]) == (2.0, "asam", 7)
+
+
+def test_defaults_avoid_recboles_traps(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["pytest", "--epochs=99", "--tb=short"])  # never read
+    config = SAMConfig("SASRec", "ml-100k")
+    assert config["epochs"] != 99 and "tb" not in config
+    assert config["valid_metric"] == "NDCG@10" and config["metrics"] == ["Hit", "NDCG"]
+    assert (config["trainer"], config["sam_variant"], config["loss_type"]) == ("sam", "sam", "BCE")
+    assert config["train_neg_sample_args"]["distribution"] == "uniform"
+    # RecBole refuses CE with its default negative sampling; ours samples only when the loss needs it.
+    assert SAMConfig("SASRec", "ml-100k", config_dict={"loss_type": "CE"})["train_neg_sample_args"]["distribution"] == "none"
+    assert not torch.is_anomaly_enabled()
+
+
+def test_parse_overrides_rejects_what_it_cannot_read():
+    assert parse_overrides(["--a=1", "--b", "x y", "--c=d=e"]) == {"a": "1", "b": "x y", "c": "d=e"}
+    with pytest.raises(ConfigError):
+        parse_overrides(["--"])
+
+
+@pytest.mark.parametrize("loss_type", ["CE", "BPR", "BCE"])
+def test_every_offered_loss_trains_with_the_defaults(loss_type, tiny_config):
+    result = recbole_sam.quick_start.run_recbole_sam(
+        "SASRec", "ml-100k", config_dict=dict(tiny_config, epochs=1, loss_type=loss_type)
+    )
+    assert set(result["test_result"]) == {"hit@10", "ndcg@10"}
+    assert os.path.isfile(result["checkpoint"])
