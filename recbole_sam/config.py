@@ -16,6 +16,7 @@ import yaml
 from recbole.config import Config
 from recbole.utils import InputType
 
+from recbole_sam.data.dataset import check_training_options
 from recbole_sam.errors import ConfigError
 from recbole_sam.optim import SAM, LookSAM
 from recbole_sam.registry import get_model
@@ -138,6 +139,7 @@ def check_options(config, model_class=None):
             config["loss_type"] in allowed_losses,
             f"loss_type: {config['loss_type']!r} is not one of {', '.join(allowed_losses)}",
         )
+    check_training_options(config)
     _check_dataset_files(config)
 
 

@@ -2,10 +2,11 @@
 
 from logging import getLogger
 
-from recbole.data import create_dataset, data_preparation
+from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_sam.config import SAMConfig
+from recbole_sam.data.dataset import create_dataset
 from recbole_sam.registry import get_model, get_trainer
 
 
