@@ -1,0 +1,1 @@
+"""Dataset preparation: converters from published formats to RecBole atomic files."""
