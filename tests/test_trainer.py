@@ -20,7 +20,8 @@ def build(config_dict, trainer_class=SAMTrainer):
     Each call makes its own dataloaders: RecBole's shuffle draws from a generator that each
     loader seeds once, so two trainers compared batch for batch need loaders of their own.
     """
-    config = SAMConfig("SASRec", "ml-100k", config_dict=config_dict)
+    # RecBole's own pipeline (one sample per prefix, negatives from its sampler): many batches.
+    config = SAMConfig("SASRec", "ml-100k", config_dict=dict({"train_scheme": "prefix"}, **config_dict))
     init_seed(config["seed"], config["reproducibility"])
     data = data_preparation(config, create_dataset(config))
     init_seed(config["seed"], config["reproducibility"])
