@@ -1,0 +1,115 @@
+"""Seconds per training epoch: RecBole's plain trainer against SAM and periodic SAM, same data and batches.
+
+    python benchmarks/epoch_time.py                                   # SASRec on ml-100k
+    python benchmarks/epoch_time.py --models SASRec CL4SRec --repeats 3 --out docs/benchmarks.md
+
+Each trainer variant gets a fresh model and dataloaders built from the same seed, so every
+variant trains on the same batches in the same order. Variants are timed in turns (plain,
+SAM, periodic SAM, plain, ...) so that a slow spell on a shared machine hits all of them, and
+the median epoch time is reported. The Markdown table is written (atomically) into the
+``--out`` file between markers, keeping the rest of the file.
+"""
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+
+import torch
+from recbole.data import data_preparation
+from recbole.utils import init_seed
+
+from recbole_sam.config import SAMConfig
+from recbole_sam.data.dataset import create_dataset
+from recbole_sam.registry import get_model, get_trainer
+
+VARIANTS = {
+    "plain": {"trainer": "plain"},
+    "SAM (k=1)": {"trainer": "sam", "sam_interval": 1},
+    "SAM (k=5)": {"trainer": "sam", "sam_interval": 5},
+    "LookSAM (k=5)": {"trainer": "sam", "sam_variant": "looksam", "sam_interval": 5},
+}
+
+
+def build_trainer(model_name, dataset, overrides):
+    config = SAMConfig(model_name, dataset, config_dict=dict(overrides, show_progress=False, state="ERROR"))
+    init_seed(config["seed"], config["reproducibility"])
+    train_data = data_preparation(config, create_dataset(config))[0]
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    return get_trainer(config)(config, model), train_data
+
+
+def time_epochs(model_name, dataset, variants, repeats, overrides):
+    """Median seconds per epoch of each variant, timed in turns."""
+    runs = {name: build_trainer(model_name, dataset, dict(overrides, **VARIANTS[name])) for name in variants}
+    seconds = {name: [] for name in variants}
+    for epoch in range(repeats + 1):  # epoch 0 warms up caches and is not counted
+        for name, (trainer, train_data) in runs.items():
+            start = time.perf_counter()
+            trainer._train_epoch(train_data, epoch)
+            if epoch > 0:
+                seconds[name].append(time.perf_counter() - start)
+    batches = len(next(iter(runs.values()))[1])
+    return {name: statistics.median(values) for name, values in seconds.items()}, batches
+
+
+def markdown_table(results, command):
+    lines = [
+        f"Command: `{command}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores visible, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; run on {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| model | dataset | batches/epoch | variant | s/epoch (median) | × plain |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (model_name, dataset), (times, batches) in results.items():
+        for name, value in times.items():
+            ratio = value / times["plain"] if "plain" in times else float("nan")
+            lines.append(f"| {model_name} | {dataset} | {batches} | {name} | {value:.2f} | {ratio:.2f} |")
+    return "\n".join(lines)
+
+
+def write_section(path, marker, text):
+    """Replace the text between ``<!-- marker -->`` lines in ``path`` (or append it), atomically."""
+    begin, end = f"<!-- {marker} begin -->", f"<!-- {marker} end -->"
+    old = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as f:
+        f.write(new)
+    os.replace(partial, path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["SASRec"])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--variants", nargs="+", default=["plain", "SAM (k=1)", "SAM (k=5)"], choices=list(VARIANTS))
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per variant (after one warm-up)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train_scheme=prefix")
+    parser.add_argument("--out", default=None, help="Markdown file to write the table into")
+    parser.add_argument("--section", default="epoch-time", help="marker of the section in --out")
+    args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
+
+    results = {}
+    for model_name in args.models:
+        results[(model_name, args.dataset)] = time_epochs(model_name, args.dataset, args.variants, args.repeats, overrides)
+        print(f"{model_name}: {results[(model_name, args.dataset)]}", flush=True)
+    command = "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
+    table = markdown_table(results, command)
+    print(table)
+    if args.out:
+        write_section(args.out, args.section, table)
+
+
+if __name__ == "__main__":
+    main()
