@@ -14,6 +14,18 @@ def unique_checkpoint_path(checkpoint_dir, model_name):
     return os.path.join(checkpoint_dir, f"{model_name}-{get_local_time()}-{uuid.uuid4().hex[:8]}.pth")
 
 
+def write_atomically(target, save):
+    """Call ``save(path)`` on a side file, then rename it to ``target``: a crash or an
+    interruption mid-write never leaves a truncated file under the real name."""
+    partial = f"{target}.partial"
+    try:
+        save(partial)
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
 class SafeCheckpointMixin:
     """Mix in before a RecBole trainer class: unique checkpoint names, atomic writes, and
     reloading (best model, resume) that works on torch >= 2.6."""
@@ -23,17 +35,17 @@ class SafeCheckpointMixin:
         self.saved_model_file = unique_checkpoint_path(self.checkpoint_dir, config["model"])
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        # Write to a side file and rename: a crash mid-write never leaves a truncated .pth.
         target = kwargs.pop("saved_model_file", self.saved_model_file)
-        partial = f"{target}.partial"
-        try:
-            super()._save_checkpoint(epoch, verbose=False, saved_model_file=partial, **kwargs)
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+        parent = super(SafeCheckpointMixin, self)
+        write_atomically(target, lambda path: parent._save_checkpoint(epoch, verbose=False, saved_model_file=path, **kwargs))
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {target}")
+
+    def save_pretrained_model(self, epoch, saved_model_file):
+        """S3Rec's pre-training checkpoints (RecBole's ``PretrainTrainer``), written atomically."""
+        parent = super(SafeCheckpointMixin, self)
+        write_atomically(saved_model_file, lambda path: parent.save_pretrained_model(epoch, path))
+        self.saved_model_file = saved_model_file
 
     def resume_checkpoint(self, resume_file):
         with trusted_torch_load():

@@ -23,6 +23,7 @@ from recbole_sam.registry import get_model
 
 TRAINERS = ("sam", "plain")
 SAM_VARIANTS = ("sam", "asam", "looksam")
+S3REC_STAGES = ("pretrain", "finetune")
 # RecBole's ``learner`` names that SAM can wrap; sparse_adam is left out on purpose, its
 # sparse gradients have no norm over all parameters to ascend along.
 BASE_OPTIMIZERS = {
@@ -133,6 +134,13 @@ def check_options(config, model_class=None):
             f"learner: {config.get('learner')!r} cannot be wrapped by SAM; allowed: {', '.join(BASE_OPTIMIZERS)}",
         )
         _require(not config.get("enable_scaler"), "enable_scaler: must be False with trainer sam (allowed: False)")
+    if "sam_stages" in config:
+        stages = config["sam_stages"]
+        config["sam_stages"] = stages = [stages] if isinstance(stages, str) else stages
+        _require(
+            isinstance(stages, list) and set(stages) <= set(S3REC_STAGES),
+            f"sam_stages: must be a list of {', '.join(S3REC_STAGES)}, got {stages!r}",
+        )
     allowed_losses = getattr(model_class, "LOSS_TYPES", None)
     if allowed_losses and "loss_type" in config:
         _require(

@@ -8,7 +8,7 @@ from recbole.utils import get_model as recbole_get_model
 from recbole_sam.errors import ConfigError
 
 # Model name -> module in recbole_sam.model that defines a class of that name.
-MODELS = {"SASRec": "sasrec", "CL4SRec": "cl4srec"}
+MODELS = {"SASRec": "sasrec", "CL4SRec": "cl4srec", "S3Rec": "s3rec"}
 
 
 def _recbole_sequential_models():
@@ -52,11 +52,12 @@ def get_trainer(config):
 
     from recbole_sam import trainer as trainers
 
-    special = {"S3Rec": ("SAMS3RecTrainer", "PlainS3RecTrainer")}
+    special = {"S3Rec": (trainers.SAMS3RecTrainer, trainers.PlainS3RecTrainer)}
     model = config["model"]
     if model in special:
-        sam_name, plain_name = special[model]
-        return getattr(trainers, sam_name if config["trainer"] == "sam" else plain_name)
+        # S3Rec trains in two stages; sam_stages says which of them use SAM.
+        use_sam = config["trainer"] == "sam" and config["train_stage"] in config["sam_stages"]
+        return special[model][0 if use_sam else 1]
     recbole_trainer = recbole_get_trainer(config["MODEL_TYPE"], model)
     if recbole_trainer.__name__ != "Trainer":
         raise ConfigError(

@@ -2,8 +2,13 @@
 saved/ and log_tensorboard/ into the working directory) on a small slice of ml-100k."""
 
 import pytest
+import torch
 
 import recbole_sam  # noqa: F401  (applies the compatibility fixes before RecBole is used)
+
+# The test models are tiny: one thread loses little, and it keeps the suite from slowing
+# down many times over when the two cores are shared (OpenMP threads spin while they wait).
+torch.set_num_threads(1)
 
 # A small, fast configuration: ml-100k users with 20-25 ratings (~150 users), a one-layer
 # 16-dimensional model, short sequences. Enough for metrics to move, a few seconds an epoch.
