@@ -65,4 +65,6 @@ def main(argv=None):
         sys.exit(130)
     print(f"best valid: {dict(result['best_valid_result'] or {})}")
     print(f"test result: {dict(result['test_result'] or {})}")
+    if result.get("checkpoint"):
+        print(f"checkpoint: {result['checkpoint']}")
     return result

@@ -71,7 +71,7 @@ def test_train_fraction_keeps_a_seeded_subset_and_leaves_valid_and_test_alone(ti
 
 
 def test_trimmed_padding_gives_recboles_forward(tiny_config):
-    config, data = prepare(tiny_config)
+    config, data = prepare(dict(tiny_config, train_scheme="prefix"))
     init_seed(1, True)
     model = SASRec(config, data[0]._dataset).eval()
     train = data[0]._dataset.inter_feat
