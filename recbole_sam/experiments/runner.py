@@ -1,0 +1,246 @@
+"""A grid of training runs, one JSON record per finished run, resumable.
+
+A run is a model, a trainer, a dataset, a seed and the experiment's own settings (``rho``,
+``train_fraction``). Each finished run is written to ``<out>/runs/<run_id>.json`` in one
+rename, so a crash or Ctrl-C leaves either the whole record or none; running the same grid
+again skips the runs whose record exists.
+"""
+
+import json
+import os
+import platform
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from recbole_sam.checkpoint import write_atomically
+from recbole_sam.errors import ConfigError
+
+# The paper's grids (SAMRec, RecSys'23): Table 1/2, Figure 3 (rho), Figure 2 (sparsity).
+TABLE_MODELS = ("SASRec", "CL4SRec", "S3Rec")
+TABLE_TRAINERS = ("plain", "sam")
+RHOS = (0.001, 0.01, 0.1, 1.0, 10.0)
+FRACTIONS = (0.6, 0.8, 1.0)
+SPARSITY_ARMS = (("SASRec", "plain"), ("SASRec", "sam"), ("CL4SRec", "plain"))
+
+# Settings that change how a run looks on screen, not its numbers: a resumed grid may change them.
+DISPLAY_ONLY = ("show_progress", "state")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of a grid.
+
+    Args:
+        dataset (str): dataset name.
+        model (str): model name.
+        trainer (str): ``plain`` or ``sam``.
+        seed (int): RecBole's ``seed``.
+        overrides (tuple): sorted ``(key, value)`` pairs of the experiment's own settings.
+    """
+
+    dataset: str
+    model: str
+    trainer: str
+    seed: int
+    overrides: tuple = ()
+
+    @property
+    def settings(self):
+        """dict: everything that tells this run from the others of its grid."""
+        own = dict(self.overrides)
+        return dict(dataset=self.dataset, model=self.model, trainer=self.trainer, **own, seed=self.seed)
+
+    @property
+    def run_id(self):
+        """str: a file-name-safe slug, e.g. ``ml-100k_SASRec_sam_rho=0.1_seed=2020``."""
+        parts = [self.dataset, self.model, self.trainer, *(f"{key}={value}" for key, value in self.overrides)]
+        parts.append(f"seed={self.seed}")
+        return re.sub(r"[^A-Za-z0-9._=+-]", "-", "_".join(parts))
+
+
+def expand_grid(arms, datasets, seeds):
+    """Every arm on every dataset with every seed, seeds outermost so that an interrupted grid
+    already holds whole seeds.
+
+    Args:
+        arms (list): ``(model, trainer, overrides)`` triples, ``overrides`` a dict.
+        datasets (list of str): dataset names.
+        seeds (list of int): seeds.
+
+    Returns:
+        list of Run: without duplicates, in that order.
+
+    Raises:
+        ConfigError: two different runs that would share a file name.
+    """
+    runs = {}
+    for seed in seeds:
+        for dataset in datasets:
+            for model, trainer, overrides in arms:
+                run = Run(dataset, model, trainer, int(seed), tuple(sorted(overrides.items())))
+                if runs.setdefault(run.run_id, run) != run:
+                    other = runs[run.run_id].settings
+                    raise ConfigError(f"grid: {run.settings} and {other} share the file name {run.run_id}")
+    return list(runs.values())
+
+
+def table_arms(models=TABLE_MODELS, trainers=TABLE_TRAINERS):
+    """Tables 1 and 2: each model with each trainer."""
+    return [(model, trainer, {}) for model in models for trainer in trainers]
+
+
+def rho_arms(rhos=RHOS):
+    """Figure 3: SAMRec at each rho, and SASRec (plain) as its baseline."""
+    return [("SASRec", "plain", {})] + [("SASRec", "sam", {"rho": float(rho)}) for rho in rhos]
+
+
+def sparsity_arms(fractions=FRACTIONS):
+    """Figure 2: SASRec, SAMRec and CL4SRec on a fraction of the training samples."""
+    return [(model, trainer, {"train_fraction": float(f)}) for f in fractions for model, trainer in SPARSITY_ARMS]
+
+
+def run_config(run, common, checkpoint_dir):
+    """The ``config_dict`` of one run: the grid's common options, then the run's own settings."""
+    settings = run.settings
+    del settings["model"], settings["dataset"]
+    return dict(common, **settings, checkpoint_dir=str(checkpoint_dir))
+
+
+def validate_grid(runs, common=None, config_files=None):
+    """Build the config of each distinct run (seeds aside) before training anything, so that
+    bad input fails once, up front, rather than after hours of earlier runs.
+
+    Returns:
+        list of SAMConfig: one per distinct run.
+
+    Raises:
+        ConfigError: the first bad model, trainer, dataset, rho, fraction or option.
+    """
+    from recbole_sam.config import SAMConfig
+    from recbole_sam.registry import get_trainer
+
+    configs = {}
+    for run in runs:
+        key = (run.dataset, run.model, run.trainer, run.overrides)
+        if key not in configs:
+            # run_config builds a new dict: SAMConfig converts the values of its dict in place.
+            config_dict = run_config(run, common or {}, "saved")
+            configs[key] = SAMConfig(run.model, run.dataset, config_files, config_dict=config_dict)
+            get_trainer(configs[key])
+    return list(configs.values())
+
+
+def train_and_test(model, dataset, config_file_list, config_dict):
+    """The default way to execute a run: ``run_recbole_sam`` with the best model saved and tested."""
+    from recbole_sam.quick_start import run_recbole_sam
+
+    return run_recbole_sam(model, dataset, config_file_list=config_file_list, config_dict=config_dict, saved=True)
+
+
+def machine():
+    """dict: where the numbers were made."""
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _load_record(path, run, common, config_files):
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"out: cannot read {path} ({error}); remove it to run {run.run_id} again") from None
+    if record.get("settings") != run.settings:
+        raise ConfigError(f"out: {path} holds the run {record.get('settings')}, not {run.settings}; remove it")
+    # A record made with other options would silently mix two experiments in one table.
+    theirs = dict(record.get("config", {}), config_files=record.get("config_files"))
+    ours = json.loads(json.dumps(dict(common, config_files=list(config_files or []))))  # as stored
+    keys = (theirs.keys() | ours.keys()) - set(DISPLAY_ONLY)
+    differ = sorted(key for key in keys if theirs.get(key) != ours.get(key))
+    if differ:
+        changes = ", ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} now" for key in differ)
+        raise ConfigError(f"out: {path} was made with other options ({changes}); use another --out or remove it")
+    return record
+
+
+def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_checkpoints):
+    start = time.perf_counter()
+    try:
+        config_dict = run_config(run, common, checkpoint_dir)
+        result = run_fn(run.model, run.dataset, list(config_files or []) or None, config_dict)
+    finally:
+        if not keep_checkpoints and checkpoint_dir.exists():
+            shutil.rmtree(checkpoint_dir)  # this run's own folder: nothing else is in it
+    record = {
+        "run_id": run.run_id,
+        "settings": run.settings,
+        "test_result": {key: float(value) for key, value in result["test_result"].items()},
+        "best_valid_result": {key: float(value) for key, value in (result["best_valid_result"] or {}).items()},
+        "seconds": round(time.perf_counter() - start, 3),
+        "command": command,
+        "config": dict(common),
+        "config_files": list(config_files or []),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
+    }
+    if keep_checkpoints:
+        record["checkpoints"] = [result[key] for key in ("checkpoint", "pretrained_checkpoint") if result.get(key)]
+    return record
+
+
+def run_grid(
+    runs, out, common=None, config_files=None, command="", run_fn=None, keep_checkpoints=False, progress=True
+):
+    """Execute the runs whose record is missing, writing one record each as it finishes.
+
+    Args:
+        runs (list of Run): from ``expand_grid``.
+        out (str or Path): the experiment folder; records go to ``<out>/runs/<run_id>.json``,
+            checkpoints to ``<out>/saved/<run_id>/`` (deleted after the run unless kept).
+        common (dict, optional): config overrides of every run (epochs, ``--set`` options).
+        config_files (list of str, optional): YAML files of every run.
+        command (str): the command line, stored in each record.
+        run_fn (callable, optional): ``run_fn(model, dataset, config_file_list, config_dict)``
+            returning a dict with ``test_result`` and ``best_valid_result``, as ``run_recbole_sam``
+            does; defaults to ``train_and_test``. Tests pass a fake.
+        keep_checkpoints (bool): keep each run's checkpoints and list them in its record.
+        progress (bool): show a progress bar over the runs.
+
+    Returns:
+        list of dict: the records of all ``runs``, in their order (earlier ones read back).
+
+    Raises:
+        ConfigError: an existing record made with other options, or bad input from a run.
+    """
+    from tqdm import tqdm
+
+    out, common, run_fn = Path(out), dict(common or {}), run_fn or train_and_test
+    records_dir, saved_dir = out / "runs", out / "saved"
+    records_dir.mkdir(parents=True, exist_ok=True)
+    paths = [records_dir / f"{run.run_id}.json" for run in runs]
+    records = {path: _load_record(path, run, common, config_files) for run, path in zip(runs, paths) if path.exists()}
+
+    bar = tqdm(total=len(runs), initial=len(records), unit="run", desc=out.name, disable=not progress)
+    try:
+        for run, path in zip(runs, paths):
+            if path in records:
+                continue
+            bar.set_postfix_str(run.run_id)
+            record = _execute(run, run_fn, common, config_files, saved_dir / run.run_id, command, keep_checkpoints)
+            text = json.dumps(record, indent=2)
+            write_atomically(str(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            records[path] = record
+            bar.update()
+    finally:
+        bar.close()
+        if saved_dir.is_dir() and not any(saved_dir.iterdir()):
+            saved_dir.rmdir()
+    return [records[path] for path in paths]
