@@ -27,12 +27,12 @@ setup(
         "ray<=2.6.3",
         "pyyaml",
         "tqdm",
+        "matplotlib>=3.5",  # the experiments' and landscapes' PNG plots
     ],
     extras_require={
-        "plots": ["matplotlib>=3.5"],
         # pyarrow 26 needs numpy 2; Tune then fails on its first ray.put.
         "tune": ["ray[tune]<=2.6.3", "pyarrow<26"],
-        "test": ["pytest>=7", "matplotlib>=3.5"],
+        "test": ["pytest>=7"],
     },
     entry_points={"console_scripts": ["recbole-sam=recbole_sam.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"],

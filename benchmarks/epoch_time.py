@@ -20,13 +20,19 @@ import time
 
 import torch
 from recbole.data import data_preparation
+from recbole.utils import get_model as recbole_get_model
 from recbole.utils import init_seed
 
 from recbole_sam.config import SAMConfig
 from recbole_sam.data.dataset import create_dataset
 from recbole_sam.registry import get_model, get_trainer
 
+# RecBole's own SASRec class and settings (CE over all items, one sample per prefix, batch 2048),
+# for comparing our training scheme against stock RecBole.
+RECBOLE_STOCK = {"trainer": "plain", "loss_type": "CE", "train_scheme": "prefix", "train_batch_size": 2048}
+
 VARIANTS = {
+    "RecBole stock SASRec": dict(RECBOLE_STOCK, recbole_model=True),
     "plain": {"trainer": "plain"},
     "SAM (k=1)": {"trainer": "sam", "sam_interval": 1},
     "SAM (k=5)": {"trainer": "sam", "sam_interval": 5},
@@ -35,16 +41,19 @@ VARIANTS = {
 
 
 def build_trainer(model_name, dataset, overrides):
+    overrides = dict(overrides)
+    recbole_model = overrides.pop("recbole_model", False)
     config = SAMConfig(model_name, dataset, config_dict=dict(overrides, show_progress=False, state="ERROR"))
     init_seed(config["seed"], config["reproducibility"])
     train_data = data_preparation(config, create_dataset(config))[0]
     init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model_class = recbole_get_model(model_name) if recbole_model else get_model(config["model"])
+    model = model_class(config, train_data._dataset).to(config["device"])
     return get_trainer(config)(config, model), train_data
 
 
 def time_epochs(model_name, dataset, variants, repeats, overrides):
-    """Median seconds per epoch of each variant, timed in turns."""
+    """Median seconds per epoch and batches per epoch of each variant, timed in turns."""
     runs = {name: build_trainer(model_name, dataset, dict(overrides, **VARIANTS[name])) for name in variants}
     seconds = {name: [] for name in variants}
     for epoch in range(repeats + 1):  # epoch 0 warms up caches and is not counted
@@ -53,8 +62,7 @@ def time_epochs(model_name, dataset, variants, repeats, overrides):
             trainer._train_epoch(train_data, epoch)
             if epoch > 0:
                 seconds[name].append(time.perf_counter() - start)
-    batches = len(next(iter(runs.values()))[1])
-    return {name: statistics.median(values) for name, values in seconds.items()}, batches
+    return {name: (statistics.median(values), len(runs[name][1])) for name, values in seconds.items()}
 
 
 def markdown_table(results, command):
@@ -63,13 +71,13 @@ def markdown_table(results, command):
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores visible, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; run on {time.strftime('%Y-%m-%d')}.",
         "",
-        "| model | dataset | batches/epoch | variant | s/epoch (median) | × plain |",
+        "| model | dataset | variant | batches/epoch | s/epoch (median) | × plain |",
         "|---|---|---|---|---|---|",
     ]
-    for (model_name, dataset), (times, batches) in results.items():
-        for name, value in times.items():
-            ratio = value / times["plain"] if "plain" in times else float("nan")
-            lines.append(f"| {model_name} | {dataset} | {batches} | {name} | {value:.2f} | {ratio:.2f} |")
+    for (model_name, dataset), times in results.items():
+        plain = times["plain"][0] if "plain" in times else float("nan")
+        for name, (value, batches) in times.items():
+            lines.append(f"| {model_name} | {dataset} | {name} | {batches} | {value:.2f} | {value / plain:.2f} |")
     return "\n".join(lines)
 
 
@@ -95,10 +103,13 @@ def main():
     parser.add_argument("--variants", nargs="+", default=["plain", "SAM (k=1)", "SAM (k=5)"], choices=list(VARIANTS))
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per variant (after one warm-up)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train_scheme=prefix")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="Markdown file to write the table into")
     parser.add_argument("--section", default="epoch-time", help="marker of the section in --out")
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     results = {}
     for model_name in args.models:
