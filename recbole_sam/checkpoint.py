@@ -5,6 +5,7 @@ import uuid
 
 from recbole.utils import get_local_time, set_color
 
+from recbole_sam.atomic import write_atomically
 from recbole_sam.compat import trusted_torch_load
 
 
@@ -12,18 +13,6 @@ def unique_checkpoint_path(checkpoint_dir, model_name):
     """``<dir>/<model>-<time>-<random>.pth``: RecBole names by the second, so two runs started
     in the same second would overwrite each other's file."""
     return os.path.join(checkpoint_dir, f"{model_name}-{get_local_time()}-{uuid.uuid4().hex[:8]}.pth")
-
-
-def write_atomically(target, save):
-    """Call ``save(path)`` on a side file, then rename it to ``target``: a crash or an
-    interruption mid-write never leaves a truncated file under the real name."""
-    partial = f"{target}.partial"
-    try:
-        save(partial)
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 class SafeCheckpointMixin:

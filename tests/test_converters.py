@@ -13,8 +13,8 @@ import pytest
 import yaml
 from recbole.data import create_dataset
 
+import recbole_sam.atomic
 from recbole_sam.config import SAMConfig, properties_dir
-from recbole_sam.data import converters
 from recbole_sam.data.converters import convert_amazon, convert_s3rec, convert_yelp
 from recbole_sam.errors import ConfigError
 
@@ -228,7 +228,7 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch):
     def interrupted(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(converters.os, "replace", interrupted)
+    monkeypatch.setattr(recbole_sam.atomic.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         convert_s3rec("Tiny", tmp_path, tmp_path / "out")
     assert (tmp_path / "out" / "Tiny" / "Tiny.inter").read_text() == before

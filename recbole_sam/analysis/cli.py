@@ -3,13 +3,12 @@
 import argparse
 import csv
 import json
-import os
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from recbole_sam.atomic import write_atomically
 from recbole_sam.cli import parse_overrides
 from recbole_sam.errors import ConfigError
 
@@ -59,21 +58,6 @@ def _labels(args):
     return args.labels
 
 
-def _atomic_write(path, write):
-    """Call ``write(temporary_path)``, then move the file into place: no half-written outputs."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique hidden name in the same folder (os.replace is atomic only within one file
-    # system), ending in the real suffix because np.savez and savefig go by it.
-    partial = path.parent / f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}"
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-
-
 def _write_csv(path, labels, checkpoints, landscapes):
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -105,11 +89,11 @@ def run_landscape(args, overrides):
         coords=landscapes[0].coords, losses=np.stack([land.losses for land in landscapes]),
         labels=np.array(labels), checkpoints=np.array(args.checkpoints), seed=args.seed, batches=args.batches,
     )
-    _atomic_write(out / "landscape.npz", lambda tmp: np.savez(tmp, **raw))
-    _atomic_write(out / "landscape.csv", lambda tmp: _write_csv(tmp, labels, args.checkpoints, landscapes))
+    write_atomically(out / "landscape.npz", lambda tmp: np.savez(tmp, **raw))
+    write_atomically(out / "landscape.csv", lambda tmp: _write_csv(tmp, labels, args.checkpoints, landscapes))
     style = dict(zmax=args.zmax, relative=args.relative)
-    _atomic_write(out / "landscape_surface.png", lambda tmp: plot_surfaces(landscapes, labels, tmp, **style))
-    _atomic_write(out / "landscape_contour.png", lambda tmp: plot_contours(landscapes, labels, tmp, **style))
+    write_atomically(out / "landscape_surface.png", lambda tmp: plot_surfaces(landscapes, labels, tmp, **style))
+    write_atomically(out / "landscape_contour.png", lambda tmp: plot_contours(landscapes, labels, tmp, **style))
     for label, land in zip(labels, landscapes):
         print(f"{label}: L(Θ) = {land.center_loss:.6f}, max on grid = {land.losses.max():.6f}")
     print(f"wrote {out}/landscape.npz, landscape.csv, landscape_surface.png, landscape_contour.png")
@@ -139,7 +123,7 @@ def run_sharpness(args, overrides):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
 
-    _atomic_write(args.out, write)
+    write_atomically(args.out, write)
     print(f"wrote {args.out}")
     return report
 

@@ -14,12 +14,12 @@ whatever ties the raw times had. Sources:
 import ast
 import gzip
 import json
-import os
 import sys
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from recbole_sam.atomic import write_atomically
 from recbole_sam.errors import ConfigError
 
 CORE = 5
@@ -140,8 +140,8 @@ def write_atomic_files(name, sequences, attributes, out_dir):
             items.setdefault(item)
     item_lines = [ITEM_HEADER] + [f"{item}\t{' '.join(attributes.get(item, ()))}" for item in items]
     inter_file, item_file = folder / f"{name}.inter", folder / f"{name}.item"
-    _write_atomically(inter_file, inter_lines)
-    _write_atomically(item_file, item_lines)
+    _write_lines(inter_file, inter_lines)
+    _write_lines(item_file, item_lines)
     return {
         "users": len(sequences),
         "items": len(items),
@@ -151,16 +151,12 @@ def write_atomic_files(name, sequences, attributes, out_dir):
     }
 
 
-def _write_atomically(path, lines):
-    # A reader (or an interrupted run) sees the old file or the new one, never half of one.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+def _write_lines(path, lines):
+    def save(temporary):
         with open(temporary, "w", encoding="utf-8", newline="\n") as f:
             f.write("\n".join(lines) + "\n")
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+
+    write_atomically(path, save)
 
 
 def _check_files(*paths):

@@ -9,7 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
-from recbole_sam.checkpoint import write_atomically
+from recbole_sam.atomic import write_atomically
 from recbole_sam.errors import ConfigError
 from recbole_sam.experiments import report, runner
 

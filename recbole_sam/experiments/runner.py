@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from recbole_sam.checkpoint import write_atomically
+from recbole_sam.atomic import write_atomically
 from recbole_sam.errors import ConfigError
 
 # The paper's grids (SAMRec, RecSys'23): Table 1/2, Figure 3 (rho), Figure 2 (sparsity).
