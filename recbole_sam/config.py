@@ -9,6 +9,7 @@ as ``config_dict``, so test runners' and other programs' flags never leak in.
 
 import math
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -136,7 +137,9 @@ def check_options(config, model_class=None):
         _require(not config.get("enable_scaler"), "enable_scaler: must be False with trainer sam (allowed: False)")
     if "sam_stages" in config:
         stages = config["sam_stages"]
-        config["sam_stages"] = stages = [stages] if isinstance(stages, str) else stages
+        if isinstance(stages, str):  # from the command line: finetune, [finetune] or "pretrain,finetune"
+            stages = [stage for stage in re.split(r"[\s,\[\]'\"]+", stages) if stage]
+        config["sam_stages"] = stages
         _require(
             isinstance(stages, list) and set(stages) <= set(S3REC_STAGES),
             f"sam_stages: must be a list of {', '.join(S3REC_STAGES)}, got {stages!r}",

@@ -47,6 +47,7 @@ def test_one_call_pretrains_then_finetunes_from_that_checkpoint(trainer, tiny_co
         ("sam", ["pretrain", "finetune"], "finetune", SAMS3RecTrainer),
         ("sam", ["finetune"], "pretrain", PlainS3RecTrainer),
         ("sam", "finetune", "finetune", SAMS3RecTrainer),
+        ("sam", "[finetune]", "pretrain", PlainS3RecTrainer),  # as the command line passes it
         ("plain", ["pretrain", "finetune"], "pretrain", PlainS3RecTrainer),
     ],
 )
