@@ -126,3 +126,14 @@ def test_every_offered_loss_trains_with_the_defaults(loss_type, tiny_config):
     )
     assert set(result["test_result"]) == {"hit@10", "ndcg@10"}
     assert os.path.isfile(result["checkpoint"])
+
+
+def test_importing_the_package_does_not_import_ray_or_switch_on_anomaly_detection():
+    # recbole.quick_start imports Ray at module level; RecBole's SINE turns anomaly detection on.
+    code = (
+        "import sys, torch, recbole_sam.quick_start, recbole_sam.experiments.runner, recbole_sam.analysis; "
+        "import recbole.model.sequential_recommender.sine; "
+        "print('ray' in sys.modules, torch.is_anomaly_enabled())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["False", "False"], done.stderr[-2000:]
