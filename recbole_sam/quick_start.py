@@ -41,6 +41,7 @@ def run_recbole_sam(model=None, dataset=None, config_file_list=None, config_dict
 
 def _prepare(config):
     """Seed, logger, data, model and trainer, in RecBole's order."""
+    trainer_class = get_trainer(config)  # refuse an unsupported model before loading any data
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -51,7 +52,7 @@ def _prepare(config):
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
-    return get_trainer(config)(config, model), train_data, valid_data, test_data
+    return trainer_class(config, model), train_data, valid_data, test_data
 
 
 def _train_and_test(config, saved):
