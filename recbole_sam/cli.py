@@ -1,9 +1,8 @@
 """The command line behind ``run_recbole_sam.py`` (and the ``recbole-sam`` console script)."""
 
 import argparse
-import sys
 
-from recbole_sam.errors import ConfigError
+from recbole_sam.errors import ConfigError, exit_on_user_error
 
 
 def parse_overrides(args):
@@ -45,7 +44,7 @@ def build_parser():
 
 def main(argv=None):
     args, unknown = build_parser().parse_known_args(argv)
-    try:
+    with exit_on_user_error():
         overrides = parse_overrides(unknown)
         for key in ("trainer", "rho", "sam_variant"):
             if getattr(args, key) is not None:
@@ -57,12 +56,6 @@ def main(argv=None):
         result = run_recbole_sam(
             args.model, args.dataset, config_file_list=config_files, config_dict=overrides, saved=not args.no_save
         )
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
     print(f"best valid: {dict(result['best_valid_result'] or {})}")
     print(f"test result: {dict(result['test_result'] or {})}")
     if result.get("checkpoint"):

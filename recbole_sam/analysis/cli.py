@@ -3,14 +3,13 @@
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from recbole_sam.atomic import write_atomically
 from recbole_sam.cli import parse_overrides
-from recbole_sam.errors import ConfigError
+from recbole_sam.errors import ConfigError, exit_on_user_error
 
 OVERRIDES_HELP = "Any other --key=value overrides a setting of every checkpoint's config, e.g. --use_gpu=False."
 
@@ -130,13 +129,7 @@ def run_sharpness(args, overrides):
 
 def main(argv=None):
     args, unknown = build_parser().parse_known_args(argv)
-    try:
+    with exit_on_user_error():
         overrides = parse_overrides(unknown)
         run = run_landscape if args.command == "landscape" else run_sharpness
         run(args, overrides)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)

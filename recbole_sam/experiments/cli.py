@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from recbole_sam.atomic import write_atomically
-from recbole_sam.errors import ConfigError
+from recbole_sam.errors import ConfigError, exit_on_user_error
 from recbole_sam.experiments import report, runner
 
 TITLES = {
@@ -207,14 +207,8 @@ def main(argv=None, run_fn=None):
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "run_experiments.py", *argv])
     out = Path(args.out or os.path.join("runs", args.command))
-    try:
+    with exit_on_user_error(f"interrupted: finished runs are in {out / 'runs'}; the same command resumes"):
         records, written = run_command(args, command, out, run_fn)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"interrupted: finished runs are in {out / 'runs'}; the same command resumes", file=sys.stderr)
-        sys.exit(130)
     print(report.markdown_tables(report.summarize(records)))
     print("wrote " + ", ".join(str(path) for path in written))
     return records
