@@ -25,6 +25,21 @@ from recbole_sam.registry import get_model
 TRAINERS = ("sam", "plain")
 SAM_VARIANTS = ("sam", "asam", "looksam")
 S3REC_STAGES = ("pretrain", "finetune")
+# Keys with a fixed set of allowed values (issue 9's paper-setting switches and friends).
+CHOICES = {
+    "padding_side": ("right", "left"),
+    "sam_second_pass_draws": ("replay", "fresh"),
+    "neg_exclude": ("input", "user"),
+    "rho_schedule": ("constant", "linear", "cosine"),
+}
+BOOLEANS = (
+    "position_from_prediction",
+    "zero_padding",
+    "mask_padding_positions",
+    "pack_sequences",
+    "eval_mask_history",
+    "eval_report_both",
+)
 # RecBole's ``learner`` names that SAM can wrap; sparse_adam is left out on purpose, its
 # sparse gradients have no norm over all parameters to ascend along.
 BASE_OPTIMIZERS = {
@@ -150,6 +165,17 @@ def check_options(config, model_class=None):
             config["loss_type"] in allowed_losses,
             f"loss_type: {config['loss_type']!r} is not one of {', '.join(allowed_losses)}",
         )
+    for key, allowed in CHOICES.items():
+        if key in config:
+            _require(config[key] in allowed, f"{key}: {config[key]!r} is not one of {', '.join(allowed)}")
+    for key in BOOLEANS:
+        if key in config:
+            _require(isinstance(config[key], bool), f"{key}: must be True or False, got {config[key]!r}")
+    threads = config.get("threads")
+    _require(
+        threads is None or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1),
+        f"threads: must be an integer >= 1 (or ~ for the default), got {threads!r}",
+    )
     check_training_options(config)
     _check_dataset_files(config)
 

@@ -10,6 +10,7 @@ from recbole_sam.checkpoint import unique_checkpoint_path
 from recbole_sam.config import SAMConfig
 from recbole_sam.data.dataset import create_dataset
 from recbole_sam.registry import get_model, get_trainer
+from recbole_sam.threads import set_threads
 
 
 def run_recbole_sam(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
@@ -27,7 +28,9 @@ def run_recbole_sam(model=None, dataset=None, config_file_list=None, config_dict
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result``, ``test_result``
-        as RecBole returns them, plus ``checkpoint`` (the saved model's path, or ``None``) and,
+        as RecBole returns them, plus ``checkpoint`` (the saved model's path, or ``None``),
+        ``history`` (``RunHistoryMixin.run_summary()``: validation curve, best and stopping
+        epoch, whether the epoch cap was hit) and,
         for S3Rec's two stages, ``pretrained_checkpoint``.
 
     Raises:
@@ -42,6 +45,7 @@ def run_recbole_sam(model=None, dataset=None, config_file_list=None, config_dict
 def _prepare(config):
     """Seed, logger, data, model and trainer, in RecBole's order."""
     trainer_class = get_trainer(config)  # refuse an unsupported model before loading any data
+    set_threads(config["threads"])
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -71,6 +75,7 @@ def _train_and_test(config, saved):
         "best_valid_result": best_valid_result,
         "test_result": test_result,
         "checkpoint": trainer.saved_model_file if saved else None,
+        "history": trainer.run_summary(),
     }
 
 

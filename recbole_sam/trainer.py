@@ -92,19 +92,62 @@ class SAMStepMixin:
         self.tensorboard.add_scalar("SAM/ascent_norm", norm, epoch_idx)
 
 
-class PlainTrainer(SafeCheckpointMixin, Trainer):
+class RunHistoryMixin:
+    """Keeps what a run record needs: one entry per validation (``self.valid_curve``), and
+    ``run_summary()`` with the best epoch, the stopping epoch and whether the epoch cap was hit.
+    Mix in first, so that an entry also sees the SAM statistics of its epoch."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.valid_curve = []
+        self.last_epoch = None
+        self._last_train_loss = None
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.last_epoch, self._last_train_loss = epoch_idx, float(_total(loss))
+        return loss
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        entry = {"epoch": self.last_epoch, "train_loss": self._last_train_loss, "valid_score": float(score)}
+        entry.update({key: float(value) for key, value in result.items()})
+        entry.update(getattr(self, "sam_history", {}).get(self.last_epoch, {}))
+        self.valid_curve.append(entry)
+        return score, result
+
+    def run_summary(self):
+        """dict: ``curve`` (one dict per validation), ``best_epoch``, ``stopping_epoch`` (the last
+        trained), ``epochs`` (the cap), ``hit_cap`` (trained to the cap, not stopped early)."""
+        best_epoch = None
+        if self.valid_curve:
+            # RecBole's early_stopping keeps the later of equal scores (value >= best).
+            sign = 1 if self.valid_metric_bigger else -1
+            best = max(sign * entry["valid_score"] for entry in self.valid_curve)
+            best_epoch = [entry["epoch"] for entry in self.valid_curve if sign * entry["valid_score"] == best][-1]
+        stopped_early = self.cur_step > self.stopping_step
+        return {
+            "curve": list(self.valid_curve),
+            "best_epoch": best_epoch,
+            "stopping_epoch": self.last_epoch,
+            "epochs": self.epochs,
+            "hit_cap": self.last_epoch is not None and not stopped_early and self.last_epoch + 1 >= self.epochs,
+        }
+
+
+class PlainTrainer(RunHistoryMixin, SafeCheckpointMixin, Trainer):
     """RecBole's ``Trainer`` with safe checkpoints; training itself is unchanged."""
 
 
-class SAMTrainer(SAMStepMixin, SafeCheckpointMixin, Trainer):
+class SAMTrainer(RunHistoryMixin, SAMStepMixin, SafeCheckpointMixin, Trainer):
     """RecBole's ``Trainer`` training with SAM, ASAM or LookSAM (property ``sam_variant``)."""
 
 
-class PlainS3RecTrainer(SafeCheckpointMixin, S3RecTrainer):
+class PlainS3RecTrainer(RunHistoryMixin, SafeCheckpointMixin, S3RecTrainer):
     """RecBole's ``S3RecTrainer`` with safe checkpoints."""
 
 
-class SAMS3RecTrainer(SAMStepMixin, SafeCheckpointMixin, S3RecTrainer):
+class SAMS3RecTrainer(RunHistoryMixin, SAMStepMixin, SafeCheckpointMixin, S3RecTrainer):
     """RecBole's ``S3RecTrainer`` (pre-training and fine-tuning) training with SAM."""
 
 

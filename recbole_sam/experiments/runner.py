@@ -185,6 +185,8 @@ def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_ch
         "test_result": {key: float(value) for key, value in result["test_result"].items()},
         "best_valid_result": {key: float(value) for key, value in (result["best_valid_result"] or {}).items()},
         "seconds": round(time.perf_counter() - start, 3),
+        # validation curve, best and stopping epoch, hit_cap (absent from fakes and old records)
+        "history": result.get("history"),
         "command": command,
         "config": dict(common),
         "config_files": list(config_files or []),
