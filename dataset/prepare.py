@@ -1,4 +1,5 @@
-"""Convert a dataset into RecBole atomic files under ``<out>/<NAME>/`` (see README.md here).
+"""Convert a dataset into RecBole atomic files and its property file under ``<out>/<NAME>/``
+(see README.md here); then ``run_recbole_sam.py --dataset NAME --data_path OUT`` trains on it.
 
     python dataset/prepare.py s3rec --name Beauty --src ../shared/datasets/s3rec --out dataset/
     python dataset/prepare.py amazon --reviews reviews_Beauty_5.json.gz [--meta meta_Beauty.json.gz] --name Beauty
@@ -46,7 +47,7 @@ def main(argv=None):
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {counts['inter_file']} and {counts['item_file']}")
+    print(f"wrote {counts['inter_file']}, {counts['item_file']} and {counts['properties_file']}")
     print(f"{counts['users']:,} users, {counts['items']:,} items, {counts['interactions']:,} interactions")
     return 0
 

@@ -1,14 +1,27 @@
-"""Every compatibility fix between RecBole 1.2.1 and today's torch, in one place.
+"""Every compatibility fix between RecBole 1.2.1 and today's torch and NumPy, in one place.
 
-Importing this module applies the process-wide one (anomaly detection off); the checkpoint
-fix is a context manager used where RecBole calls ``torch.load``. Pins that keep the install
-itself working (numpy<2, pandas<3, setuptools<82, ray<=2.6.3, pyarrow<26) live in setup.py
-and are explained in the README.
+Importing this module applies the process-wide ones (NumPy 1 aliases, anomaly detection off,
+library FutureWarnings filtered); the checkpoint fix is a context manager used where RecBole
+calls ``torch.load``. Pins that keep the install itself working live in setup.py and are
+explained in the README.
 """
 
+import warnings
 from contextlib import contextmanager
 
+import numpy as np
 import torch
+
+# RecBole 1.2.1 uses NumPy 1 names that NumPy 2 removed; with these three aliases it runs on
+# NumPy 2 with identical metrics. Added only where missing, so NumPy 1 is left untouched.
+for _alias, _target in (("float_", np.float64), ("complex_", np.complex128), ("unicode_", np.str_)):
+    if _alias not in np.__dict__:
+        setattr(np, _alias, _target)
+
+# Deprecation notices from inside RecBole and from torch about RecBole's calls (pandas chained
+# assignment, torch.cuda.amp.GradScaler): nothing a user can act on, ~17 lines every run.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
+warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler.*", category=FutureWarning)
 
 # RecBole's SINE module calls torch.autograd.set_detect_anomaly(True) at import time, and
 # importing any RecBole sequential model imports it. Anomaly detection makes every backward

@@ -7,18 +7,24 @@ the command line reaches it only through ``run_recbole_sam.py``, which passes it
 as ``config_dict``, so test runners' and other programs' flags never leak in.
 """
 
+import difflib
 import math
 import os
 import re
+import sys
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 import yaml
+import recbole
 from recbole.config import Config
 from recbole.utils import InputType
+from recbole.utils import argument_list
 
 from recbole_sam.data.dataset import check_training_options
 from recbole_sam.errors import ConfigError
+from recbole_sam.literals import parse_literal
 from recbole_sam.optim import SAM, LookSAM
 from recbole_sam.registry import get_model
 
@@ -61,11 +67,25 @@ def properties_dir():
     raise FileNotFoundError("recbole-sam's properties/ folder is missing from the installation")
 
 
+def dataset_properties_file(data_path, dataset):
+    """``<data_path>/<dataset>/<dataset>.yaml``: the property file ``dataset/prepare.py`` writes
+    beside the atomic files, so that a converted dataset needs no hand-written YAML."""
+    return Path(str(data_path)) / dataset / f"{dataset}.yaml"
+
+
 class SAMConfig(Config):
-    """RecBole's ``Config`` with recbole-sam's defaults and input checks (see the module doc)."""
+    """RecBole's ``Config`` with recbole-sam's defaults and input checks (see the module doc).
+
+    Unknown keys (``sam_intervall``) get one ``warning:`` line on stderr naming the closest
+    known key; with ``strict: True`` (``--strict``) they are an error.
+    """
 
     def _load_cmd_line(self):
         return {}
+
+    def _convert_config_dict(self, config_dict):
+        # RecBole eval()s these strings; read them as literals instead (see literals.py).
+        return {key: parse_literal(key, value) if isinstance(value, str) else value for key, value in config_dict.items()}
 
     def _load_config_files(self, file_list):
         merged = {}
@@ -97,11 +117,22 @@ class SAMConfig(Config):
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         root = properties_dir()
-        for file in (root / "overall.yaml", root / "model" / f"{model}.yaml", root / "dataset" / f"{dataset}.yaml"):
+        data_path = self.external_config_dict.get("data_path", self.internal_config_dict.get("data_path"))
+        beside_data = dataset_properties_file(data_path, dataset)
+        self.dataset_property_files = [file for file in (root / "dataset" / f"{dataset}.yaml", beside_data) if file.is_file()]
+        for file in [root / "overall.yaml", root / "model" / f"{model}.yaml", *self.dataset_property_files]:
             if file.is_file():
                 self._update_internal_config_dict(str(file))
+        check_known_keys(self.external_config_dict, self.dataset_property_files)
+
+    def _init_device(self):
+        super()._init_device()
+        # RecBole's default use_gpu: True stays in the log even on a machine without a GPU.
+        self.final_config_dict["use_gpu"] = bool(self.final_config_dict["use_gpu"]) and self["device"].type == "cuda"
 
     def _set_default_parameters(self):
+        data_path = self.external_config_dict.get("data_path")
+        _require(data_path is None or os.path.isdir(str(data_path)), f"data_path: no folder {data_path!r}")
         self._derive_train_negative_sampling()
         super()._set_default_parameters()
         if self.final_config_dict.get("loss_type") == "BCE":
@@ -177,7 +208,80 @@ def check_options(config, model_class=None):
         f"threads: must be an integer >= 1 (or ~ for the default), got {threads!r}",
     )
     check_training_options(config)
+    check_training_values(config)
+    _check_model_options(config, model_class)
     _check_dataset_files(config)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_training_values(config):
+    """Raise ``ConfigError`` for RecBole training keys that RecBole would accept and then crash
+    on, or silently misuse (``epochs: -1`` reports an untrained model)."""
+    for key in ("epochs", "train_batch_size", "eval_batch_size", "stopping_step", "MAX_ITEM_LIST_LENGTH"):
+        if key in config:
+            _require(_is_int(config[key]) and config[key] >= 1, f"{key}: must be an integer >= 1, got {config[key]!r}")
+    rate = config.get("learning_rate")
+    _require(_is_number(rate) and rate > 0, f"learning_rate: must be a number > 0, got {rate!r}")
+    _check_valid_metric(config)
+
+
+def computed_metrics(config):
+    """list: the names RecBole's evaluator reports, ``metric@k`` for each metric and cut-off."""
+    metrics = config["metrics"] if isinstance(config["metrics"], list) else [config["metrics"]]
+    topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
+    return [f"{metric}@{k}" for metric in metrics for k in topk]
+
+
+def _check_valid_metric(config):
+    # RecBole finds out only after the first epoch, with a KeyError. Value metrics (AUC, MAE)
+    # have no cut-off; eval_report_both adds masked_/unmasked_ copies of every metric.
+    computed = computed_metrics(config)
+    metrics = config["metrics"] if isinstance(config["metrics"], list) else [config["metrics"]]
+    allowed = {name.lower() for name in computed + list(metrics)}
+    chosen = re.sub(r"^(un)?masked_", "", str(config.get("valid_metric")).lower())
+    _require(
+        chosen in allowed,
+        f"valid_metric: {config.get('valid_metric')!r} is not computed; computed: {', '.join(computed)} (metrics x topk)",
+    )
+
+
+def _check_model_options(config, model_class):
+    # A model module of ours may define _check(config) (CL4SRec does): run it now, before the
+    # data are loaded and the log is written, not in the model's constructor only.
+    module = sys.modules.get(getattr(model_class, "__module__", ""))
+    check = getattr(module, "check_options", None) or getattr(module, "_check", None)
+    if module is not None and module.__name__.startswith("recbole_sam.") and callable(check):
+        check(config)
+    if config.get("model") == "S3Rec":
+        _check_s3rec(config)
+
+
+def _check_s3rec(config):
+    stage = config.get("train_stage")
+    _require(stage in S3REC_STAGES, f"train_stage: {stage!r} is not one of {', '.join(S3REC_STAGES)}")
+    # pre_model_path is checked by run_recbole_sam, before the log is written: a config for
+    # fine-tuning may be built before its pre-trained model exists.
+    attribute, item_file = config.get("item_attribute"), os.path.join(config["data_path"], f"{config['dataset']}.item")
+    columns = _atomic_columns(item_file) if os.path.isfile(item_file) else []
+    load_col = config.get("load_col")
+    if isinstance(load_col, dict) and "item" in load_col:
+        columns = [column for column in columns if column in load_col["item"]]
+    _require(
+        attribute in columns,
+        f"item_attribute: dataset {config['dataset']!r} has no item field {attribute!r} loaded from {item_file} "
+        f"(loaded: {', '.join(columns) or 'none'}); S3Rec pre-trains on an item attribute: load one with load_col "
+        "and name it in item_attribute",
+    )
+
+
+def _atomic_columns(path):
+    """The field names in an atomic file's header (``user_id:token`` -> ``user_id``)."""
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\r\n")
+    return [field.split(":")[0] for field in header.split("\t") if field]
 
 
 def _check_dataset_files(config):
@@ -193,6 +297,79 @@ def _check_dataset_files(config):
         f"dataset: no atomic file {missing[0] if missing else ''} (data_path={path!r}); "
         "ml-100k ships with RecBole, other datasets need converting first (see dataset/)",
     )
+    _check_needed_columns(config, expected[0])
+
+
+def _check_needed_columns(config, inter_file):
+    # RecBole loads only load_col's columns (by default user_id and item_id), and fails much
+    # later ("[timestamp] is not exist in interaction") when the time-ordered split needs more.
+    columns = _atomic_columns(inter_file)
+    load_col = config.get("load_col")
+    if isinstance(load_col, dict) and "inter" in load_col:
+        columns = [column for column in columns if column in load_col["inter"]]
+    needed = [config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]]
+    if (config.get("eval_args") or {}).get("order") == "TO":
+        needed.append(config["TIME_FIELD"])
+    absent = [field for field in needed if field not in columns]
+    name = config["dataset"]
+    _require(
+        not absent,
+        f"load_col: the run needs the field {absent[0] if absent else ''!r} of {inter_file}, which is not loaded "
+        f"(loaded: {', '.join(columns) or 'none'}); a converted dataset's settings are in "
+        f"{os.path.join(config['data_path'], name + '.yaml')}, which dataset/prepare.py writes, "
+        "or set load_col and eval_args in a config file",
+    )
+
+
+# Keys that steer a run but have no default in any property file.
+RUN_KEYS = ("strict",)
+
+
+@lru_cache(maxsize=None)
+def _property_file_keys():
+    recbole_properties = Path(recbole.__file__).resolve().parent / "properties"
+    files = [f for f in recbole_properties.rglob("*.yaml") if "url" not in f.name] + list(properties_dir().rglob("*.yaml"))
+    keys = set(RUN_KEYS)
+    for names in (argument_list.general_arguments, argument_list.training_arguments):
+        keys.update(names)
+    keys.update(argument_list.evaluation_arguments + argument_list.dataset_arguments)
+    for file in files:
+        keys.update(_top_level_keys(file))
+    return frozenset(keys)
+
+
+def _top_level_keys(file):
+    content = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+    return set(content) if isinstance(content, dict) else set()
+
+
+def known_keys(extra_files=()):
+    """set: every key a RecBole default, a property file of ours or a model's options names."""
+    keys = set(_property_file_keys())
+    for file in extra_files:
+        keys.update(_top_level_keys(file))
+    return keys
+
+
+def check_known_keys(settings, extra_files=()):
+    """Warn on stderr (``strict: True``: raise) for each key no property file knows.
+
+    Args:
+        settings (dict): the user's keys (config files and ``config_dict``).
+        extra_files (list): further property files, e.g. the one beside the dataset.
+
+    Raises:
+        ConfigError: an unknown key while ``settings['strict']`` is true.
+    """
+    known = known_keys(extra_files)
+    for key in settings:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+        message = f"{key}: unknown key, " + (f"did you mean `{close[0]}`?" if close else "no RecBole or recbole-sam property has this name")
+        if settings.get("strict"):
+            raise ConfigError(message + " (strict: unknown keys are errors)")
+        print(f"warning: {message} (--strict makes this an error)", file=sys.stderr)
 
 
 def build_sam_optimizer(params, config, learner, learning_rate, weight_decay):

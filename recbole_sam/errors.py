@@ -1,5 +1,6 @@
-"""The one exception type for bad user input, and how the command lines report it."""
+"""The exception types for bad user input and interruptions, and how the command lines report them."""
 
+import signal
 import sys
 from contextlib import contextmanager
 
@@ -9,15 +10,38 @@ class ConfigError(ValueError):
     one line: the command line prints it as is, without a traceback."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run; the message says how to resume it."""
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def exit_on_user_error(interrupted="interrupted"):
     """For command lines: a ``ConfigError`` becomes one ``error: ...`` line on stderr and exit
-    code 2; Ctrl-C prints ``interrupted`` and exits with 130. Other errors keep their traceback."""
+    code 2; Ctrl-C and SIGTERM print the interruption's message (``interrupted`` if it has
+    none) and exit with 130. Other errors keep their traceback.
+
+    SIGTERM is turned into ``KeyboardInterrupt`` inside the block, so that half-written files
+    are removed on the way out as they are on Ctrl-C.
+    """
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         yield
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print(interrupted, file=sys.stderr)
+    except KeyboardInterrupt as error:
+        print(str(error) or interrupted, file=sys.stderr)
         sys.exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

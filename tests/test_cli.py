@@ -79,7 +79,7 @@ def test_each_bad_input_names_the_key_and_allowed_values(argv, expected, tiny_co
 def test_cli_passes_config_files_in_order_and_overrides(monkeypatch):
     seen = {}
 
-    def fake_run(model, dataset, config_file_list=None, config_dict=None, saved=True):
+    def fake_run(model, dataset, config_file_list=None, config_dict=None, saved=True, resume_from=None, verbose=False):
         seen.update(model=model, dataset=dataset, files=config_file_list, overrides=config_dict, saved=saved)
         return {"best_valid_result": {}, "test_result": {}}
 

@@ -232,7 +232,7 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         convert_s3rec("Tiny", tmp_path, tmp_path / "out")
     assert (tmp_path / "out" / "Tiny" / "Tiny.inter").read_text() == before
-    assert sorted(path.name for path in (tmp_path / "out" / "Tiny").iterdir()) == ["Tiny.inter", "Tiny.item"]
+    assert sorted(path.name for path in (tmp_path / "out" / "Tiny").iterdir()) == ["Tiny.inter", "Tiny.item", "Tiny.yaml"]
 
 
 # Command line

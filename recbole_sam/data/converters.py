@@ -1,7 +1,9 @@
 """Convert sequential-recommendation datasets into RecBole atomic files.
 
 Every converter writes ``<out_dir>/<name>/<name>.inter`` (``user_id:token item_id:token
-timestamp:float``) and ``<name>.item`` (``item_id:token categories:token_seq``). The timestamp
+timestamp:float``), ``<name>.item`` (``item_id:token categories:token_seq``) and the dataset's
+property file ``<name>.yaml`` (columns, split, ranking, attribute field), which ``SAMConfig``
+reads from beside the atomic files: a converted dataset needs no hand-written YAML. The timestamp
 is the item's position in its user's sequence (1, 2, ...): RecBole's leave-one-out split with
 ``order: TO`` then gives exactly the papers' split (last item test, second-to-last valid),
 whatever ties the raw times had. Sources:
@@ -26,6 +28,24 @@ CORE = 5
 YELP_DATE = "%Y-%m-%d %H:%M:%S"
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 ITEM_HEADER = "item_id:token\tcategories:token_seq"
+FIELD_TYPES = ("token", "token_seq", "float", "float_seq")  # RecBole's FeatureType values
+DATASET_PROPERTIES = """\
+# {name}, converted by dataset/prepare.py: RecBole atomic files beside this file.
+load_col:                       # (dict) Atomic file suffix: (list) columns to load.
+  inter: [user_id, item_id, timestamp]  # (list) timestamp is the position in the user's sequence.
+  item: [item_id, categories]   # (list) categories: the item's attribute ids (token_seq).
+item_attribute: categories      # (str) Item field that S3Rec pre-trains on.
+MAX_ITEM_LIST_LENGTH: 50        # (int) Longest history fed to the model, as in the papers.
+rm_dup_inter: ~                 # (str) Keep repeated user-item interactions.
+val_interval: ~                 # (dict) No filtering by field values.
+user_inter_num_interval: "[0,inf)"  # (str) Keep every user (the files are already 5-core).
+item_inter_num_interval: "[0,inf)"  # (str) Keep every item.
+eval_args:                      # (dict) Leave-one-out in time order, ranking over all items.
+  split: {{'LS': 'valid_and_test'}}  # (dict) Last item test, second-to-last valid, the rest train.
+  group_by: user                # (str) Split each user's sequence.
+  order: TO                     # (str) Time order (by timestamp).
+  mode: full                    # (str) Rank every item, no sampled negatives.
+"""
 
 
 def convert_s3rec(name, src_dir, out_dir):
@@ -139,16 +159,70 @@ def write_atomic_files(name, sequences, attributes, out_dir):
             inter_lines.append(f"{user}\t{item}\t{position}")
             items.setdefault(item)
     item_lines = [ITEM_HEADER] + [f"{item}\t{' '.join(attributes.get(item, ()))}" for item in items]
-    inter_file, item_file = folder / f"{name}.inter", folder / f"{name}.item"
+    inter_file, item_file, properties_file = (folder / f"{name}.{suffix}" for suffix in ("inter", "item", "yaml"))
     _write_lines(inter_file, inter_lines)
     _write_lines(item_file, item_lines)
+    _write_lines(properties_file, DATASET_PROPERTIES.format(name=name).splitlines())
     return {
         "users": len(sequences),
         "items": len(items),
         "interactions": len(inter_lines) - 1,
         "inter_file": str(inter_file),
         "item_file": str(item_file),
+        "properties_file": str(properties_file),
     }
+
+
+def check_atomic_files(config):
+    """Raise one ``ConfigError`` naming file, line and problem for a malformed atomic file the
+    run loads (``.inter``, and ``.item`` when present); RecBole would fail with a pandas traceback.
+
+    Args:
+        config (Config): supplies ``data_path``, ``dataset``, ``field_separator`` and ``benchmark_filename``.
+    """
+    folder, name = config["data_path"], config["dataset"]
+    parts = config["benchmark_filename"] or [None]
+    files = [Path(folder) / (f"{name}.{part}.inter" if part else f"{name}.inter") for part in parts]
+    files.append(Path(folder) / f"{name}.item")
+    for path in files:
+        if path.is_file():
+            check_atomic_file(path, config["field_separator"] or "\t")
+
+
+def check_atomic_file(path, separator="\t"):
+    """Check one atomic file: a ``name:type`` header, the same number of fields on every line,
+    numbers in the float columns.
+
+    Raises:
+        ConfigError: ``<path>, line <n>: <problem>``.
+    """
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline().rstrip("\r\n").split(separator)
+        floats = [i for i, field in enumerate(header) if _field_type(path, field) == "float"]
+        for number, line in enumerate(f, start=2):
+            fields = line.rstrip("\r\n").split(separator)
+            if len(fields) != len(header):
+                if not line.strip():
+                    continue
+                raise ConfigError(f"{path}, line {number}: {len(fields)} fields, the header has {len(header)} ({separator!r}-separated)")
+            for i in floats:
+                _require_number(path, number, header[i], fields[i])
+
+
+def _field_type(path, field):
+    name, _, kind = field.partition(":")
+    if not name or kind not in FIELD_TYPES:
+        raise ConfigError(f"{path}, line 1: header field {field!r} is not name:type with type one of {', '.join(FIELD_TYPES)}")
+    return kind
+
+
+def _require_number(path, number, field, value):
+    if not value.strip():
+        return  # RecBole fills missing values
+    try:
+        float(value)
+    except ValueError:
+        raise ConfigError(f"{path}, line {number}: {field} is not a number: {value[:40]!r}") from None
 
 
 def _write_lines(path, lines):
@@ -264,8 +338,11 @@ def _read_s3rec_sequences(path):
     sequences = {}
     for where, line in _numbered_lines(path):
         fields = line.split()
-        if len(fields) < 2 or fields[0] in sequences:
-            raise ConfigError(f"{where}: expected 'user_id item_1 ... item_n' with a new user_id, got {line.strip()[:80]!r}")
+        # S3Rec's files hold integer ids only: anything else is a different or broken file.
+        if len(fields) < 2 or fields[0] in sequences or not all(field.isdigit() for field in fields):
+            raise ConfigError(
+                f"{where}: expected 'user_id item_1 ... item_n' (integer ids) with a new user_id, got {line.strip()[:80]!r}"
+            )
         sequences[fields[0]] = fields[1:]
     return sequences
 

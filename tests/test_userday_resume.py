@@ -1,0 +1,79 @@
+"""Resume: an interrupted run goes on from its last epoch and ends as an uninterrupted one."""
+
+import os
+import time
+
+import pytest
+
+import recbole_sam.checkpoint
+from recbole_sam.checkpoint import SafeCheckpointMixin, remove_orphaned_partials
+from recbole_sam.errors import ConfigError, Interrupted
+from recbole_sam.quick_start import run_recbole_sam
+
+
+def interrupt_after_epoch(monkeypatch, stop_epoch):
+    """Raise KeyboardInterrupt right after the last-epoch checkpoint of ``stop_epoch`` is written,
+    as Ctrl-C during the next epoch would."""
+    save = SafeCheckpointMixin.save_last_checkpoint
+
+    def save_then_stop(self, epoch):
+        save(self, epoch)
+        if epoch == stop_epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(SafeCheckpointMixin, "save_last_checkpoint", save_then_stop)
+
+
+@pytest.mark.parametrize("trainer", ["sam", "plain"])
+def test_resumed_run_ends_with_the_uninterrupted_metrics_and_history(trainer, tiny_config, monkeypatch):
+    settings = dict(tiny_config, epochs=4, stopping_step=10, learning_rate=0.01, trainer=trainer)
+    uninterrupted = run_recbole_sam("SASRec", "ml-100k", config_dict=dict(settings))
+
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, stop_epoch=1)
+        with pytest.raises(Interrupted, match="resume with: python run_recbole_sam.py --resume_from=") as stopped:
+            run_recbole_sam("SASRec", "ml-100k", config_dict=dict(settings))
+    last = str(stopped.value).split("--resume_from=")[1]
+    assert os.path.isfile(last) and last.endswith("-last.pth")
+
+    resumed = run_recbole_sam(resume_from=last)
+
+    assert resumed["test_result"] == uninterrupted["test_result"]
+    assert resumed["best_valid_result"] == uninterrupted["best_valid_result"]
+    assert resumed["history"] == uninterrupted["history"]  # curve (losses, metrics), best and stopping epoch
+    assert [entry["epoch"] for entry in resumed["history"]["curve"]] == [0, 1, 2, 3]
+    assert resumed["run_id"] in last and not os.path.exists(last)  # same run; finished, so nothing to resume
+    assert os.path.isfile(resumed["result_file"])
+
+
+def test_resume_latest_finds_the_unfinished_run_and_refuses_when_none(tiny_config, monkeypatch):
+    settings = dict(tiny_config, epochs=3)
+    with pytest.raises(ConfigError, match="resume: no unfinished run of SASRec on ml-100k"):
+        run_recbole_sam("SASRec", "ml-100k", config_dict=dict(settings), resume_from="latest")
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, stop_epoch=0)
+        with pytest.raises(Interrupted):
+            run_recbole_sam("SASRec", "ml-100k", config_dict=dict(settings))
+    stopped_run = [name for name in os.listdir("saved") if name.endswith("-last.pth")]
+    result = run_recbole_sam("SASRec", "ml-100k", config_dict={}, resume_from="latest")
+    assert stopped_run == [f"{result['run_id']}-last.pth"]
+    assert result["history"]["stopping_epoch"] == 2
+
+
+def test_interrupt_before_the_first_epoch_ends_says_there_is_nothing_to_resume(tiny_config, monkeypatch):
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("recbole_sam.trainer.SAMTrainer._train_epoch", stop)
+    with pytest.raises(Interrupted, match="nothing to resume"):
+        run_recbole_sam("SASRec", "ml-100k", config_dict=tiny_config)
+
+
+def test_orphaned_partial_files_are_cleaned_but_fresh_ones_kept(tmp_path):
+    old, fresh = tmp_path / ".SASRec-x.1234abcd.partial.pth", tmp_path / ".SASRec-y.5678abcd.partial.pth"
+    for path in (old, fresh):
+        path.write_bytes(b"half")
+    hours_ago = time.time() - 2 * recbole_sam.checkpoint.ORPHAN_AGE_S
+    os.utime(old, (hours_ago, hours_ago))
+    assert remove_orphaned_partials(tmp_path) == [str(old)]
+    assert not old.exists() and fresh.exists()
