@@ -5,11 +5,14 @@ evaluate, checkpoints, early stopping, logging and tensorboard are RecBole's. On
 step changes, and RecBole's batch loop is left as it is (see ``SAMStepMixin._sam_loss``).
 """
 
+import math
+
 from recbole.trainer import S3RecTrainer, Trainer
 from recbole.utils import set_color
 
 from recbole_sam.checkpoint import SafeCheckpointMixin
 from recbole_sam.config import build_sam_optimizer
+from recbole_sam.evaluation import HistoryMaskedEvalMixin
 from recbole_sam.rng import RandomDraws
 
 
@@ -49,6 +52,7 @@ class SAMStepMixin:
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self._ascents = []
+        self._set_rho(epoch_idx)
         loss_func = self._sam_loss(loss_func or self.model.calculate_loss)
         total_loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         self._log_sharpness(epoch_idx)
@@ -71,13 +75,26 @@ class SAMStepMixin:
             at_theta = loss_func(interaction)
             _total(at_theta).backward()
             self.optimizer.first_step(zero_grad=True)
-            draws.restore()  # same dropout masks, negatives and augmentations in both passes
+            if self.config["sam_second_pass_draws"] != "fresh":
+                draws.restore()  # same dropout masks, negatives and augmentations in both passes
             at_ascent = loss_func(interaction)
             sharpness = (_total(at_ascent) - _total(at_theta)).item()
             self._ascents.append((sharpness, self.optimizer.last_ascent_norm))
             return _value_at_theta_gradient_at_ascent(at_theta, at_ascent)
 
         return sam_loss
+
+    def _set_rho(self, epoch_idx):
+        """``rho_schedule``: constant, or rho growing from ~0 to ``rho`` over the epochs
+        (linear, or cosine: slow start and end), the paper's suggested future work."""
+        schedule, rho = self.config["rho_schedule"] or "constant", self.config["rho"]
+        progress = min(1.0, (epoch_idx + 1) / max(self.epochs, 1))
+        if schedule == "linear":
+            rho = rho * progress
+        elif schedule == "cosine":
+            rho = rho * (1 - math.cos(math.pi * progress)) / 2
+        for group in self.optimizer.param_groups:
+            group["rho"] = rho
 
     def _log_sharpness(self, epoch_idx):
         if not self._ascents:
@@ -135,19 +152,19 @@ class RunHistoryMixin:
         }
 
 
-class PlainTrainer(RunHistoryMixin, SafeCheckpointMixin, Trainer):
+class PlainTrainer(RunHistoryMixin, HistoryMaskedEvalMixin, SafeCheckpointMixin, Trainer):
     """RecBole's ``Trainer`` with safe checkpoints; training itself is unchanged."""
 
 
-class SAMTrainer(RunHistoryMixin, SAMStepMixin, SafeCheckpointMixin, Trainer):
+class SAMTrainer(RunHistoryMixin, SAMStepMixin, HistoryMaskedEvalMixin, SafeCheckpointMixin, Trainer):
     """RecBole's ``Trainer`` training with SAM, ASAM or LookSAM (property ``sam_variant``)."""
 
 
-class PlainS3RecTrainer(RunHistoryMixin, SafeCheckpointMixin, S3RecTrainer):
+class PlainS3RecTrainer(RunHistoryMixin, HistoryMaskedEvalMixin, SafeCheckpointMixin, S3RecTrainer):
     """RecBole's ``S3RecTrainer`` with safe checkpoints."""
 
 
-class SAMS3RecTrainer(RunHistoryMixin, SAMStepMixin, SafeCheckpointMixin, S3RecTrainer):
+class SAMS3RecTrainer(RunHistoryMixin, SAMStepMixin, HistoryMaskedEvalMixin, SafeCheckpointMixin, S3RecTrainer):
     """RecBole's ``S3RecTrainer`` (pre-training and fine-tuning) training with SAM."""
 
 

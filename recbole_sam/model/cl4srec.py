@@ -182,6 +182,7 @@ class CL4SRec(SASRec):
         self.mask_token = self.n_items
         self.item_embedding = nn.Embedding(self.n_items + 1, self.hidden_size, padding_idx=0)
         self._init_weights(self.item_embedding)
+        self.zero_padding_row()
 
     def _candidate_embeddings(self):
         return self.item_embedding.weight[: self.n_items]  # the mask token's row is no candidate

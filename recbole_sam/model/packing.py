@@ -1,0 +1,103 @@
+"""Padding-free batches: a batch's sequences laid end to end in rows of fixed width. Torch only.
+
+Beauty's training sequences average 8.9 items, but a batch of them padded to its longest
+sequence (usually 50) is ~80% padding, which the Transformer processes like any other token.
+Packing puts several sequences in one row (first-fit, in batch order) and gives the encoder
+a block-diagonal causal attention mask, so that no item attends to another sequence: in eval
+mode every sequence's hidden states are those of the padded layout, to float tolerance.
+Position ids travel with the items, so each sequence keeps its own.
+
+    sequences [a b c], [d], [e f]; width 4  ->  row 0: a b c d   row 1: e f . .
+    segments                                ->         1 1 1 2          3 3 0 0
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# RecBole's attention masks add this to the scores of keys a query may not see.
+MASKED = -10000.0
+
+
+@dataclass
+class PackedBatch:
+    """A packed batch and the way back to the padded layout.
+
+    Attributes:
+        items (torch.LongTensor): [R W] item ids, 0 on padding.
+        positions (torch.LongTensor): [R W] position ids, each sequence's own.
+        segments (torch.LongTensor): [R W] which sequence a slot holds (1-based batch index), 0 on padding.
+        slots (torch.LongTensor): [N] for every real item of the padded batch, in row-major order
+            (sequence by sequence, oldest first), its slot in ``items.view(-1)``.
+    """
+
+    items: torch.Tensor
+    positions: torch.Tensor
+    segments: torch.Tensor
+    slots: torch.Tensor
+
+    def attention_mask(self):
+        """[R 1 W W] additive mask: a query sees the keys of its own sequence up to itself."""
+        same = self.segments.unsqueeze(2) == self.segments.unsqueeze(1)  # [R W W]
+        causal = torch.ones(same.shape[-2:], dtype=torch.bool, device=same.device).tril()
+        allowed = same & causal & (self.segments > 0).unsqueeze(1)
+        zero = torch.zeros((), device=allowed.device)
+        return torch.where(allowed, zero, torch.tensor(MASKED, device=allowed.device)).unsqueeze(1)
+
+    def unpack(self, hidden):
+        """[R W H] hidden states of the packed rows -> [N H], one per real item, in row-major
+        order of the padded batch (what ``padded_hidden[item_seq > 0]`` would give)."""
+        return hidden.reshape(-1, hidden.size(-1))[self.slots]
+
+
+def first_fit_rows(lengths, width):
+    """Row and offset of each sequence when sequences are placed, in order, into the first row
+    with room for them (a new row when none has).
+
+    Args:
+        lengths (numpy.ndarray): [B] sequence lengths, each in 1..width.
+        width (int): slots per row.
+
+    Returns:
+        tuple: ``(row, offset)`` arrays [B], and the number of rows.
+    """
+    fill = np.zeros(len(lengths), dtype=np.int64)  # at most one row per sequence
+    rows_used = 0
+    row, offset = np.empty_like(fill), np.empty_like(fill)
+    for b, length in enumerate(lengths):
+        fits = np.flatnonzero(fill[:rows_used] + length <= width)
+        r = fits[0] if len(fits) else rows_used
+        rows_used = max(rows_used, r + 1)
+        row[b], offset[b] = r, fill[r]
+        fill[r] += length
+    return row, offset, rows_used
+
+
+def pack(item_seq, item_seq_len, position_ids, width):
+    """Pack a right-padded batch.
+
+    Args:
+        item_seq (torch.LongTensor): [B L] right-padded item ids (L <= width).
+        item_seq_len (torch.LongTensor): [B] lengths, each >= 1.
+        position_ids (torch.LongTensor): [B L] the position id of every slot of the padded batch.
+        width (int): slots per packed row (the model's maximum sequence length).
+
+    Returns:
+        PackedBatch: the packed rows; ``unpack`` maps hidden states back.
+    """
+    lengths = item_seq_len.clamp(min=1)
+    row, offset, n_rows = first_fit_rows(lengths.cpu().numpy(), width)
+    device = item_seq.device
+    start = torch.as_tensor(row * width + offset, device=device)  # [B] first slot of each sequence
+    steps = torch.arange(item_seq.size(1), device=device)
+    real = steps.unsqueeze(0) < lengths.unsqueeze(1)  # [B L]
+    slots = (start.unsqueeze(1) + steps.unsqueeze(0))[real]  # [N], row-major over the batch
+
+    def scatter(values):
+        flat = torch.zeros(n_rows * width, dtype=values.dtype, device=device)
+        flat[slots] = values[real]
+        return flat.view(n_rows, width)
+
+    batch_index = torch.arange(1, len(item_seq) + 1, device=device).unsqueeze(1).expand_as(item_seq)
+    return PackedBatch(scatter(item_seq), scatter(position_ids), scatter(batch_index), slots)
