@@ -19,7 +19,7 @@ import torch
 import yaml
 import recbole
 from recbole.config import Config
-from recbole.utils import InputType
+from recbole.utils import InputType, ModelType
 from recbole.utils import argument_list
 
 from recbole_sam.data.dataset import check_training_options
@@ -308,7 +308,8 @@ def _check_needed_columns(config, inter_file):
     if isinstance(load_col, dict) and "inter" in load_col:
         columns = [column for column in columns if column in load_col["inter"]]
     needed = [config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]]
-    if (config.get("eval_args") or {}).get("order") == "TO":
+    # Sequential models order each user's items by time, as does the split with order TO.
+    if config.get("MODEL_TYPE") == ModelType.SEQUENTIAL or (config.get("eval_args") or {}).get("order") == "TO":
         needed.append(config["TIME_FIELD"])
     absent = [field for field in needed if field not in columns]
     name = config["dataset"]

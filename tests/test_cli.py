@@ -1,5 +1,6 @@
 """The command line and the configuration: the happy path, RecBole's traps, and every bad input."""
 
+import json
 import os
 import subprocess
 import sys
@@ -22,13 +23,23 @@ def cli_args(config):
 
 def test_cli_happy_path_prints_valid_and_test_metrics(tiny_config):
     command = [sys.executable, str(REPO / "run_recbole_sam.py"), "--model", "SASRec", "--dataset", "ml-100k"]
-    command += ["--trainer", "sam", "--rho", "0.1", *cli_args(dict(tiny_config, epochs=1))]
+    command += ["--trainer", "sam", "--rho", "0.1", *cli_args(dict(tiny_config, epochs=1, state="INFO"))]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "best valid: {'hit@10':" in done.stdout
     assert "test result: {'hit@10':" in done.stdout
     assert len(list(Path("saved").glob("SASRec-*.pth"))) == 1
     assert [name for name in os.listdir("saved") if "partial" in name] == []
+    # Quiet: the config dump goes to the log file only, and no library FutureWarnings.
+    assert "Hyper Parameters" not in done.stderr and "FutureWarning" not in done.stderr
+    # One run id names the log, the tensorboard folder, the checkpoint and result.json.
+    run_id = Path(done.stdout.split("checkpoint: ")[1].strip()).stem
+    assert "Hyper Parameters" in (Path("log") / "SASRec" / f"{run_id}.log").read_text()
+    assert os.listdir("log_tensorboard") == [run_id]
+    assert sorted(os.listdir("saved")) == [f"{run_id}.pth", f"{run_id}.result.json"]
+    result = json.loads((Path("saved") / f"{run_id}.result.json").read_text())
+    assert result["best_epoch"] == 0 and set(result["test_result"]) == {"hit@10", "ndcg@10"}
+    assert result["settings"]["rho"] == 0.1
 
 
 def test_cli_bad_input_is_one_line_without_traceback(tiny_config):
