@@ -19,12 +19,16 @@ setup(
         "recbole==1.2.1",
         # Any torch >= 2.0 works, GPU builds included; the README installs the CPU wheel 2.13.0.
         "torch>=2.0",
-        # recbole 1.2.1 pins ray<=2.6.3, which needs numpy<2; pandas 3 silently skips RecBole's
-        # NaN filling; ray imports pkg_resources, gone from setuptools 82.
-        "numpy>=1.21,<2",
+        # recbole 1.2.1 pins ray<=2.6.3, which needs numpy<2 and has no wheels for Python >= 3.12;
+        # there, install with uv's override of that pin (README, Install): recbole runs on
+        # numpy 2 and newer Ray with compat.py's numpy aliases. pandas 3 silently skips
+        # RecBole's NaN filling; ray imports pkg_resources, gone from setuptools 82.
+        "numpy>=1.21,<2; python_version < '3.12'",
+        "numpy>=1.21; python_version >= '3.12'",
         "pandas>=1.4,<3",
         "setuptools<82",
-        "ray<=2.6.3",
+        "ray<=2.6.3; python_version < '3.12'",
+        "ray>=2.10; python_version >= '3.12'",
         "pyyaml",
         "tqdm",
         "matplotlib>=3.5",  # the experiments' and landscapes' PNG plots
