@@ -225,7 +225,6 @@ def check_training_values(config):
             _require(_is_int(config[key]) and config[key] >= 1, f"{key}: must be an integer >= 1, got {config[key]!r}")
     rate = config.get("learning_rate")
     _require(_is_number(rate) and rate > 0, f"learning_rate: must be a number > 0, got {rate!r}")
-    _check_valid_metric(config)
 
 
 def computed_metrics(config):
@@ -235,7 +234,12 @@ def computed_metrics(config):
     return [f"{metric}@{k}" for metric in metrics for k in topk]
 
 
-def _check_valid_metric(config):
+def check_valid_metric(config):
+    """Raise ``ConfigError`` unless RecBole's evaluator computes ``valid_metric``.
+
+    ``run_recbole_sam`` calls it before training, not ``SAMConfig``: the experiment grids build
+    configs with other metrics first and refuse them with their own, more precise message.
+    """
     # RecBole finds out only after the first epoch, with a KeyError. Value metrics (AUC, MAE)
     # have no cut-off; eval_report_both adds masked_/unmasked_ copies of every metric.
     computed = computed_metrics(config)

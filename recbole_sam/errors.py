@@ -21,8 +21,8 @@ def _terminate(signum, frame):
 @contextmanager
 def exit_on_user_error(interrupted="interrupted"):
     """For command lines: a ``ConfigError`` becomes one ``error: ...`` line on stderr and exit
-    code 2; Ctrl-C and SIGTERM print the interruption's message (``interrupted`` if it has
-    none) and exit with 130. Other errors keep their traceback.
+    code 2; Ctrl-C and SIGTERM print ``interrupted`` (an ``Interrupted``'s own message, which
+    says how to resume) and exit with 130. Other errors keep their traceback.
 
     SIGTERM is turned into ``KeyboardInterrupt`` inside the block, so that half-written files
     are removed on the way out as they are on Ctrl-C.
@@ -34,7 +34,7 @@ def exit_on_user_error(interrupted="interrupted"):
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as error:
-        print(str(error) or interrupted, file=sys.stderr)
+        print(str(error) if isinstance(error, Interrupted) else interrupted, file=sys.stderr)
         sys.exit(130)
     finally:
         if previous is not None:

@@ -19,7 +19,7 @@ from recbole_sam.checkpoint import (
     remove_orphaned_partials,
     result_path,
 )
-from recbole_sam.config import SAMConfig
+from recbole_sam.config import SAMConfig, check_valid_metric
 from recbole_sam.data.converters import check_atomic_files
 from recbole_sam.data.dataset import create_dataset
 from recbole_sam.errors import ConfigError, Interrupted
@@ -108,7 +108,9 @@ def init_run_logger(config, verbose=False):
 
 
 def _check_before_writing(config):
-    """The checks that need the files on disk, run before the log and checkpoints are written."""
+    """The checks that need the files on disk, or that SAMConfig leaves to the run, made before
+    the log and checkpoints are written."""
+    check_valid_metric(config)
     check_atomic_files(config)
     if config["model"] == "S3Rec" and config["train_stage"] == "finetune":
         path = str(config["pre_model_path"])
