@@ -245,10 +245,10 @@ def check_valid_metric(config):
     computed = computed_metrics(config)
     metrics = config["metrics"] if isinstance(config["metrics"], list) else [config["metrics"]]
     allowed = {name.lower() for name in computed + list(metrics)}
-    chosen = re.sub(r"^(un)?masked_", "", str(config.get("valid_metric")).lower())
+    chosen = re.sub(r"^(un)?masked_", "", str(config["valid_metric"]).lower())
     _require(
         chosen in allowed,
-        f"valid_metric: {config.get('valid_metric')!r} is not computed; computed: {', '.join(computed)} (metrics x topk)",
+        f"valid_metric: {config['valid_metric']!r} is not computed; computed: {', '.join(computed)} (metrics x topk)",
     )
 
 
