@@ -65,7 +65,9 @@ def build_parser():
         add("--set", action="append", default=[], metavar="KEY=VALUE", help="config override of every run, repeatable")
         add("--config-files", nargs="+", default=[], help="YAML files of every run, later ones win")
         add("--keep-checkpoints", action="store_true", help="keep each run's saved model (<out>/saved/<run_id>/)")
-        add("--threads", type=_positive_int, help="torch threads (default: torch's)")
+        add("--threads", type=_positive_int, help="torch threads (of each run, with --workers; default: a share of the cores)")
+        add("--workers", type=_positive_int, default=1, help="runs at once, as Ray tasks (default: 1, one after another)")
+        add("--address", help="run the grid on this Ray cluster (host:port, ray://host:port or auto)")
         add("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -184,8 +186,9 @@ def run_command(args, command, out, run_fn=None):
         # to fix, and it would tear the progress bar apart.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
         records = runner.run_grid(
-            runs, out, common, args.config_files, command, run_fn, args.keep_checkpoints, not args.no_progress
-        )
+            runs, out, common, args.config_files, command, run_fn, args.keep_checkpoints, not args.no_progress,
+            workers=args.workers, address=args.address, threads=args.threads,
+        )  # fmt: skip
     return records, write_outputs(args.command, records, out, command)
 
 

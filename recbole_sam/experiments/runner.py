@@ -171,11 +171,19 @@ def _load_record(path, run, common, config_files):
     return record
 
 
-def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_checkpoints):
+def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_checkpoints, execution=None):
+    """Train one run and return its record.
+
+    ``execution`` (parallel grids) holds what only changes how the run executes, not what it
+    is: ``config_files`` and ``overrides`` (absolute paths, threads) for ``run_fn``. The record
+    keeps the grid's own ``common`` and ``config_files``, so serial and parallel records match.
+    """
+    execution = execution or {}
     start = time.perf_counter()
     try:
-        config_dict = run_config(run, common, checkpoint_dir)
-        result = run_fn(run.model, run.dataset, list(config_files or []) or None, config_dict)
+        config_dict = dict(run_config(run, common, checkpoint_dir), **execution.get("overrides", {}))
+        files = execution.get("config_files", config_files)
+        result = run_fn(run.model, run.dataset, list(files or []) or None, config_dict)
     finally:
         if not keep_checkpoints and checkpoint_dir.exists():
             shutil.rmtree(checkpoint_dir)  # this run's own folder: nothing else is in it
@@ -198,8 +206,32 @@ def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_ch
     return record
 
 
+def _execute_task(*args):
+    """``_execute`` in a Ray worker: ``ConfigError`` is turned back into itself by the executor."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
+        return _execute(*args)
+
+
+def _write_record(path, record):
+    text = json.dumps(record, indent=2)
+    write_atomically(str(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
 def run_grid(
-    runs, out, common=None, config_files=None, command="", run_fn=None, keep_checkpoints=False, progress=True
+    runs,
+    out,
+    common=None,
+    config_files=None,
+    command="",
+    run_fn=None,
+    keep_checkpoints=False,
+    progress=True,
+    workers=1,
+    address=None,
+    threads=None,
 ):
     """Execute the runs whose record is missing, writing one record each as it finishes.
 
@@ -215,6 +247,11 @@ def run_grid(
             does; defaults to ``train_and_test``. Tests pass a fake.
         keep_checkpoints (bool): keep each run's checkpoints and list them in its record.
         progress (bool): show a progress bar over the runs.
+        workers (int): runs at once; above 1, or with ``address``, the runs are Ray tasks
+            (``recbole_sam.tune.executor``) and ``run_fn`` must be picklable.
+        address (str, optional): a Ray cluster to run the tasks on.
+        threads (int, optional): torch threads (and Ray CPUs) of each parallel run; default
+            an equal share of this machine's cores.
 
     Returns:
         list of dict: the records of all ``runs``, in their order (earlier ones read back).
@@ -229,20 +266,54 @@ def run_grid(
     records_dir.mkdir(parents=True, exist_ok=True)
     paths = [records_dir / f"{run.run_id}.json" for run in runs]
     records = {path: _load_record(path, run, common, config_files) for run, path in zip(runs, paths) if path.exists()}
+    missing = [(run, path) for run, path in zip(runs, paths) if path not in records]
 
     bar = tqdm(total=len(runs), initial=len(records), unit="run", desc=out.name, disable=not progress)
+
+    def finished(run, path, record):
+        _write_record(path, record)
+        records[path] = record
+        bar.update()
+
+    args = (run_fn, common, config_files, saved_dir, command, keep_checkpoints)
     try:
-        for run, path in zip(runs, paths):
-            if path in records:
-                continue
-            bar.set_postfix_str(run.run_id)
-            record = _execute(run, run_fn, common, config_files, saved_dir / run.run_id, command, keep_checkpoints)
-            text = json.dumps(record, indent=2)
-            write_atomically(str(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-            records[path] = record
-            bar.update()
+        if workers > 1 or address:
+            _run_parallel(missing, args, finished, workers, address, threads)
+        else:
+            for run, path in missing:
+                bar.set_postfix_str(run.run_id)
+                finished(run, path, _execute(run, run_fn, common, config_files, saved_dir / run.run_id, command, keep_checkpoints))
     finally:
         bar.close()
         if saved_dir.is_dir() and not any(saved_dir.iterdir()):
             saved_dir.rmdir()
     return [records[path] for path in paths]
+
+
+def _run_parallel(missing, args, finished, workers, address, threads):
+    """The missing runs as Ray tasks, ``workers`` at once; records are written here as each ends.
+
+    Workers run in other folders (on a cluster, other machines): they get absolute paths, and
+    ``threads`` torch threads each (default: this machine's cores shared out).
+    """
+    from recbole_sam.threads import available_cores
+    from recbole_sam.tune.executor import run_tasks
+
+    run_fn, common, config_files, saved_dir, command, keep_checkpoints = args
+    threads = threads or max(1, available_cores() // workers)
+    overrides = {"threads": threads}
+    if isinstance(common.get("data_path"), str):
+        overrides["data_path"] = os.path.abspath(common["data_path"])
+    execution = {"overrides": overrides, "config_files": [os.path.abspath(file) for file in config_files or []]}
+    jobs = [
+        (run, run_fn, common, config_files, saved_dir.resolve() / run.run_id, command, keep_checkpoints, execution)
+        for run, _ in missing
+    ]
+    try:
+        run_tasks(_execute_task, jobs, lambda index, record: finished(*missing[index], record), workers, address, threads)
+    except BaseException:
+        # Cancelled tasks never reach their own clean-up: their checkpoints go here.
+        for run, path in missing:
+            if not path.exists() and not keep_checkpoints and (saved_dir / run.run_id).exists():
+                shutil.rmtree(saved_dir / run.run_id)
+        raise

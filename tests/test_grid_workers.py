@@ -1,0 +1,97 @@
+"""The experiment grids on Ray: ``--workers 2`` gives the same run records as the serial grid,
+resumes like it, and reports a run's bad input as one line."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TINY_CONFIG
+
+pytest.importorskip("ray")
+
+from recbole_sam.errors import ConfigError  # noqa: E402
+from recbole_sam.experiments import cli, runner  # noqa: E402
+from recbole_sam.tune import executor  # noqa: E402
+
+# What tells one execution from another (time, machine, threads): everything else must match.
+EXECUTION_ONLY = ("seconds", "finished", "machine", "command")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module: starting it costs seconds on 2 cores."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def grid_argv(out, workers):
+    options = dict(TINY_CONFIG)
+    argv = ["table", "--models", "SASRec", "--trainers", "plain", "sam", "--seeds", str(options.pop("seed"))]
+    argv += ["--epochs", "1", "--stopping-step", str(options.pop("stopping_step")), "--no-progress", "--out", out]
+    argv += ["--threads", "1", "--workers", str(workers)]
+    del options["epochs"]
+    for key, value in options.items():
+        argv += ["--set", f"{key}={value}"]
+    return argv
+
+
+def comparable(record):
+    return {key: value for key, value in record.items() if key not in EXECUTION_ONLY}
+
+
+def test_two_workers_give_the_serial_grid_records_and_resume(local_ray):
+    serial = {r["run_id"]: r for r in cli.main(grid_argv("serial", 1))}
+    parallel = {r["run_id"]: r for r in cli.main(grid_argv("parallel", 2))}
+    assert sorted(serial) == ["ml-100k_SASRec_plain_seed=7", "ml-100k_SASRec_sam_seed=7"]
+    assert {k: comparable(r) for k, r in parallel.items()} == {k: comparable(r) for k, r in serial.items()}
+    assert parallel["ml-100k_SASRec_sam_seed=7"]["history"]["curve"]  # trained, not faked
+    assert Path("parallel/results.md").read_text().split("Machine:")[1].count("SAMRec") == 1
+    assert not Path("parallel/saved").exists() and not Path("saved").exists()
+
+    # The parallel grid reads serial records back (same options) and trains nothing.
+    Path("parallel/runs/ml-100k_SASRec_sam_seed=7.json").unlink()
+    before = Path("parallel/runs/ml-100k_SASRec_plain_seed=7.json").stat().st_mtime_ns
+    again = {r["run_id"]: r for r in cli.main(grid_argv("parallel", 2))}
+    assert Path("parallel/runs/ml-100k_SASRec_plain_seed=7.json").stat().st_mtime_ns == before
+    assert comparable(again["ml-100k_SASRec_sam_seed=7"]) == comparable(serial["ml-100k_SASRec_sam_seed=7"])
+
+
+def failing_run(model, dataset, config_file_list, config_dict):
+    """A run_fn (pickled to the workers) whose sam runs are refused, as a bad option would be."""
+    if config_dict["trainer"] == "sam":
+        raise ConfigError("loss_type: 'X' is not one of CE, BPR, BCE")
+    return {"test_result": {"hit@10": 0.1, "ndcg@10": 0.05}, "best_valid_result": {}, "threads": config_dict["threads"]}
+
+
+def test_a_run_refused_in_a_worker_is_one_line_exit_2_and_keeps_nothing_half_done(local_ray, capsys):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(__import__(__name__))  # the workers cannot import tests/
+    argv = ["table", "--models", "SASRec", "--workers", "2", "--no-progress", "--out", "exp"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv, run_fn=failing_run)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["error: loss_type: 'X' is not one of CE, BPR, BCE"]
+    for path in Path("exp/runs").glob("*.json"):  # the plain run may have finished first: whole, then
+        assert json.loads(path.read_text())["settings"]["trainer"] == "plain"
+    assert not list(Path("exp").rglob("*partial*")) and not Path("exp/saved").exists()
+
+
+def test_each_worker_gets_its_share_of_cpus_and_gpus():
+    assert executor.gpus_per_task(0, 4) == 0.0
+    assert executor.gpus_per_task(1, 4) == 0.25
+    assert executor.gpus_per_task(8, 2) == 1.0
+
+
+def test_workers_and_address_are_checked_before_any_run(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["table", "--workers", "0", "--out", "exp"])
+    assert exit_info.value.code == 2 and "error: argument --workers: must be an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["table", "--models", "SASRec", "--address", "127.0.0.1:1", "--no-progress", "--out", "exp"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().startswith("error: address: cannot reach a Ray cluster at 127.0.0.1:1")
+    assert runner is not None and not list(Path("exp").rglob("*.json"))
