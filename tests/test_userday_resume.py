@@ -77,3 +77,23 @@ def test_orphaned_partial_files_are_cleaned_but_fresh_ones_kept(tmp_path):
     os.utime(old, (hours_ago, hours_ago))
     assert remove_orphaned_partials(tmp_path) == [str(old)]
     assert not old.exists() and fresh.exists()
+
+
+def test_sigterm_on_the_command_line_says_how_to_resume_and_leaves_no_partial_file(tiny_config):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "run_recbole_sam.py"
+    settings = dict(tiny_config, epochs=200, stopping_step=200)
+    command = [sys.executable, str(script), *[f"--{key}={value}" for key, value in settings.items()]]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(Path("saved").glob("*-last.pth")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith("interrupted; resume with: python run_recbole_sam.py --resume_from=saved/")
+    assert [name for name in os.listdir("saved") if "partial" in name] == []
