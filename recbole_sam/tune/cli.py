@@ -57,28 +57,25 @@ def main(argv=None):
         overrides = parse_overrides(unknown)
         if not args.resume and args.params_file is None:
             raise ConfigError("params_file: required (e.g. properties/tune/sam.hyper), unless --resume")
-        from recbole_sam.tune.search import SearchInterrupted, run_search  # torch and RecBole after the checks
+        from recbole_sam.tune.search import run_search  # torch and RecBole after the checks
 
-        try:
-            return run_search(
-                args.model,
-                args.dataset,
-                params_file=args.params_file,
-                config_dict=overrides,
-                config_file_list=args.config_files.split() if args.config_files else None,
-                search=args.search,
-                scheduler=args.scheduler,
-                num_samples=args.num_samples,
-                seed=args.seed,
-                cpus_per_trial=args.cpus_per_trial,
-                gpus_per_trial=args.gpus_per_trial,
-                storage_path=args.storage_path,
-                name=args.name,
-                address=args.address,
-                resume=args.resume,
-                max_concurrent=args.max_concurrent,
-                command=command,
-            )
-        except SearchInterrupted as interrupted:
-            print(interrupted, file=sys.stderr)
-            sys.exit(130)
+        # Ctrl-C: SearchInterrupted's message says how to --resume (exit code 130).
+        return run_search(
+            args.model,
+            args.dataset,
+            params_file=args.params_file,
+            config_dict=overrides,
+            config_file_list=args.config_files.split() if args.config_files else None,
+            search=args.search,
+            scheduler=args.scheduler,
+            num_samples=args.num_samples,
+            seed=args.seed,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            storage_path=args.storage_path,
+            name=args.name,
+            address=args.address,
+            resume=args.resume,
+            max_concurrent=args.max_concurrent,
+            command=command,
+        )

@@ -36,7 +36,7 @@ def progress_callback(total, metric_label, validations, scheduler, echo=print):
 
         def _line(self, trial, status, error=None):
             self.done += 1
-            record = {"last": dict(trial.last_result or {}), "status": status, "error": error}
+            record = {"last": dict(trial.last_result or {}, done=True), "status": status, "error": error}
             ended = ended_by(record, validations, scheduler)
             echo(trial_line(self.done, total, trial.trial_id, dict(trial.config), record["last"], metric_label, ended))
 

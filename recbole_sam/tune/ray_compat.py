@@ -107,14 +107,25 @@ def _run_config_class():
     return RunConfig
 
 
-def trial_statuses(result_grid):
-    """dict: ``trial_id -> status`` (``TERMINATED``, ``ERROR``, ``RUNNING``, ``PENDING``, ...).
+def trials(result_grid):
+    """list of dict: every trial of a finished (or interrupted) ``Tuner.fit``, those that never
+    reported included: ``trial_id``, ``status``, ``config``, ``last`` (last result), ``error``.
 
-    ``ResultGrid`` shows results, not whether the run that made them ended; Tune keeps the
-    statuses in its ``ExperimentAnalysis``, the same attribute in 2.6.3 and current Ray.
+    ``ResultGrid`` lists results, and a trial that never reported has none to say who it was;
+    Tune keeps the trials themselves in the grid's ``ExperimentAnalysis``, under the same
+    attribute in 2.6.3 and in current Ray.
     """
     analysis = getattr(result_grid, "_experiment_analysis", None)
-    return {trial.trial_id: trial.status for trial in getattr(analysis, "trials", [])}
+    return [
+        {
+            "trial_id": trial.trial_id,
+            "status": trial.status,
+            "config": dict(trial.config or {}),
+            "last": dict(trial.last_result or {}),
+            "error": getattr(trial, "error_file", None) if trial.status == "ERROR" else None,
+        }
+        for trial in getattr(analysis, "trials", None) or []
+    ]
 
 
 def result_path(result):

@@ -17,29 +17,35 @@ from recbole_sam.atomic import write_atomically
 ENDED_BY = {"early": "early stopping", "cap": "all epochs", "error": "error", "unfinished": "unfinished"}
 
 
-def collect(result_grid, statuses):
+def collect(result_grid):
     """list of dict: one per trial of Tune's ``ResultGrid`` (see the module doc)."""
     from recbole_sam.tune import ray_compat
 
-    trials = []
+    histories, paths = {}, {}
     for result in result_grid:
-        last = dict(result.metrics or {})
         frame = getattr(result, "metrics_dataframe", None)
         history = frame.to_dict("records") if frame is not None and len(frame) else []
-        trial_id = last.get("trial_id") or (history[-1].get("trial_id") if history else None)
+        trial_id = (result.metrics or {}).get("trial_id") or (history[-1].get("trial_id") if history else None)
+        histories[trial_id], paths[trial_id] = history, ray_compat.result_path(result)
+    trials = []
+    for trial in ray_compat.trials(result_grid):
+        last = trial["last"]
         trials.append(
-            {
-                "trial_id": trial_id,
-                "status": statuses.get(trial_id, "ERROR" if result.error else "TERMINATED"),
-                "params": dict(result.config or {}),
-                "last": last,
-                "history": history,
-                "seconds": float(last.get("time_total_s") or 0.0),
-                "path": ray_compat.result_path(result),
-                "error": str(result.error).splitlines()[0] if result.error else None,
-            }
+            dict(
+                trial,
+                params=trial.pop("config"),
+                history=histories.get(trial["trial_id"], []),
+                seconds=float(last.get("time_total_s") or 0.0),
+                path=paths.get(trial["trial_id"]),
+            )
         )
     return trials
+
+
+def is_unfinished(trial):
+    """bool: the trial neither ended (Tune's ``done``: finished, early-stopped or stopped by the
+    scheduler) nor failed; Tune marks such trials TERMINATED when Ctrl-C ends the search."""
+    return trial["status"] != "ERROR" and not trial["last"].get("done")
 
 
 def ended_by(trial, validations, scheduler):
@@ -47,7 +53,7 @@ def ended_by(trial, validations, scheduler):
     last = trial["last"]
     if trial["error"] or trial["status"] == "ERROR":
         return ENDED_BY["error"]
-    if trial["status"] != "TERMINATED":
+    if is_unfinished(trial):
         return ENDED_BY["unfinished"]
     if last.get("early_stopped"):
         return ENDED_BY["early"]

@@ -10,7 +10,7 @@ import contextlib
 import os
 import time
 
-from recbole_sam.errors import ConfigError
+from recbole_sam.errors import ConfigError, Interrupted
 from recbole_sam.threads import available_cores
 from recbole_sam.tune import base as base_module
 from recbole_sam.tune import params as params_module
@@ -23,7 +23,7 @@ from recbole_sam.tune.trial import METRIC, TRIAL_OVERRIDES, train_trial, trial_c
 RESERVED = ("model", "dataset", "threads", "checkpoint_dir", *TRIAL_OVERRIDES)
 
 
-class SearchInterrupted(KeyboardInterrupt):
+class SearchInterrupted(Interrupted):
     """The search stopped before every trial ended (Ctrl-C); ``--resume`` continues it."""
 
 
@@ -99,16 +99,25 @@ def run_search(
         if not resume:
             spec.save()
         grid = fit(spec, params, gpus, mode, validations, metric, callbacks, resume, echo)
-        trials = results.collect(grid, ray_compat.trial_statuses(grid))
+        trials = results.collect(grid)
     finally:
         if started:
             import ray
 
             ray.shutdown()
-    if any(trial["status"] not in ("TERMINATED", "ERROR") for trial in trials):
+    if len(trials) < expected_trials(spec, params) or any(results.is_unfinished(trial) for trial in trials):
         resume_with = f"--resume --storage_path {spec.storage_path} --name {spec.name}"
         raise SearchInterrupted(f"interrupted: finished trials are kept in {spec.folder}; continue with {resume_with}")
     return finish(spec, params, base, trials, metric, mode, validations, echo)
+
+
+def expected_trials(spec, params):
+    """int: the trials a whole search has: num_samples, times the grid's size for ``grid``."""
+    grid = 1
+    if spec.search == "grid":
+        for param in params:
+            grid *= len(param.values) if param.kind == "choice" else 1
+    return spec.num_samples * grid
 
 
 def new_spec(model, dataset, params_file, space_dict, config_dict, config_file_list, search, scheduler, num_samples,
@@ -198,15 +207,15 @@ def fit(spec, params, gpus, mode, validations, metric, callbacks, resume, echo):
         echo(f"resuming {spec.folder}: finished trials are kept")
         tuner = tune.Tuner.restore(spec.folder, trainable=trainable, resume_unfinished=True, restart_errored=True)
         return tuner.fit()
-    total = spec.num_samples if spec.search != "grid" else "grid"
-    lines = progress_callback(total, metric, validations, spec.scheduler, echo)
+    lines = progress_callback(expected_trials(spec, params), metric, validations, spec.scheduler, echo)
     tune_config = tune.TuneConfig(
         metric=METRIC,
         mode=mode,
         num_samples=spec.num_samples,
-        search_alg=space.search_algorithm(spec.search, spec.seed),
+        search_alg=space.search_algorithm(spec.search, spec.seed, spec.max_concurrent),
         scheduler=space.build_scheduler(spec.scheduler, validations),
-        max_concurrent_trials=spec.max_concurrent,
+        # Tune limits its random/grid generator itself, and wraps the other searchers.
+        max_concurrent_trials=None if spec.search in ("random", "grid") else spec.max_concurrent,
     )
     run_config = ray_compat.run_config(spec.storage_path, spec.name, callbacks=[lines, *(callbacks or [])])
     tuner = tune.Tuner(trainable, param_space=space.param_space(params, spec.search), tune_config=tune_config, run_config=run_config)

@@ -53,9 +53,9 @@ def check_search(search, params):
             raise ConfigError(f'search: {search} is not installed; pip install "recbole-sam[{search}]"') from None
 
 
-def search_algorithm(search, seed):
+def search_algorithm(search, seed, max_concurrent=None):
     """Tune's search algorithm, seeded. The metric and mode come from ``TuneConfig`` (Tune
-    refuses them twice)."""
+    refuses them twice); ``max_concurrent`` limits the random/grid generator."""
     if search == "optuna":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
@@ -67,7 +67,7 @@ def search_algorithm(search, seed):
         return HyperOptSearch(random_state_seed=seed)
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=seed)
+    return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0)
 
 
 def check_scheduler(scheduler):
