@@ -34,8 +34,13 @@ setup(
         "matplotlib>=3.5",  # the experiments' and landscapes' PNG plots
     ],
     extras_require={
-        # pyarrow 26 needs numpy 2; Tune then fails on its first ray.put.
-        "tune": ["ray[tune]<=2.6.3", "pyarrow<26"],
+        # The search (run_recbole_sam_tune.py) and the parallel grids (--workers): Ray Tune as
+        # RecBole 1.2.1 pins it on Python < 3.12; pyarrow 26 needs numpy 2, and Tune then fails
+        # on its first ray.put.
+        "tune": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26"],
+        # --search optuna / hyperopt, each on top of the tune extra.
+        "optuna": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26", "optuna"],
+        "hyperopt": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26", "hyperopt"],
         "test": ["pytest>=7"],
     },
     entry_points={"console_scripts": ["recbole-sam=recbole_sam.cli:main"]},
