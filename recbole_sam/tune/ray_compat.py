@@ -15,6 +15,7 @@ Nothing here is imported by ``import recbole_sam``: Ray is imported inside the f
 
 import inspect
 import socket
+import warnings
 
 from recbole_sam.errors import ConfigError
 
@@ -31,8 +32,10 @@ def require_ray():
         ConfigError: Ray Tune (or pyarrow, which it needs) is missing.
     """
     try:
-        import ray
-        import ray.tune  # noqa: F401  (pulls in pyarrow and pandas)
+        with warnings.catch_warnings():  # Ray 2.6.3 imports setuptools' deprecated pkg_resources
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            import ray
+            import ray.tune  # noqa: F401  (pulls in pyarrow and pandas)
     except ImportError as error:
         raise ConfigError(f"tune: Ray Tune is not installed ({error.name or error}); {INSTALL}") from None
     return ray
