@@ -282,7 +282,8 @@ def run_grid(
         else:
             for run, path in missing:
                 bar.set_postfix_str(run.run_id)
-                finished(run, path, _execute(run, run_fn, common, config_files, saved_dir / run.run_id, command, keep_checkpoints))
+                checkpoint_dir = saved_dir / run.run_id
+                finished(run, path, _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_checkpoints))
     finally:
         bar.close()
         if saved_dir.is_dir() and not any(saved_dir.iterdir()):

@@ -36,8 +36,11 @@ def plot_curves(trials, metric_label, path, dpi=100):
 def numeric_params(rows, params):
     """list of Param: the hyperparameters with a number in every scored row (what ``plot_params`` can draw)."""
     scored = [row for row in rows if row.get("best_valid_score") is not None]
-    numbers = (int, float)
-    return [p for p in params if scored and all(isinstance(row.get(p.name), numbers) and not isinstance(row.get(p.name), bool) for row in scored)]
+
+    def is_number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    return [p for p in params if scored and all(is_number(row.get(p.name)) for row in scored)]
 
 
 def plot_params(rows, numeric, path, dpi=100):

@@ -14,11 +14,13 @@ from recbole_sam.errors import ConfigError, Interrupted
 from recbole_sam.threads import available_cores
 from recbole_sam.tune import base as base_module
 from recbole_sam.tune import params as params_module
-from recbole_sam.tune import ray_compat, results, space
+from recbole_sam.tune import ray_compat, results
+from recbole_sam.tune import space as tune_space
 from recbole_sam.tune.spec import DEFAULT_SAMPLES, DEFAULT_SAMPLES_OTHER, SearchSpec, check_new_folder, check_options
 from recbole_sam.tune.spec import check_resources, load_spec
 from recbole_sam.tune.trial import METRIC, TRIAL_OVERRIDES, train_trial, trial_config_dict
 
+DEFAULT_STORAGE = "tune_results"
 # Keys the search sets itself in every trial; a space may not search them.
 RESERVED = ("model", "dataset", "threads", "checkpoint_dir", *TRIAL_OVERRIDES)
 
@@ -85,10 +87,12 @@ def run_search(
         SearchInterrupted: Ctrl-C; finished trials are kept, ``resume=True`` continues.
     """
     if resume:
-        spec = load_spec(storage_path or "tune_results", name)
+        spec = load_spec(storage_path or DEFAULT_STORAGE, name)
     else:
-        spec = new_spec(model, dataset, params_file, space, config_dict, config_file_list, search, scheduler,
-                        num_samples, seed, cpus_per_trial, gpus_per_trial, storage_path, name, max_concurrent, command)  # fmt: skip
+        fields = dict(search=search, scheduler=scheduler, seed=seed, cpus_per_trial=cpus_per_trial,
+                      gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, command=command)  # fmt: skip
+        spec = new_spec(model, dataset, params_file, space, config_dict, config_file_list, num_samples,
+                        storage_path, name, **fields)  # fmt: skip
     params, base = check_spec(spec, resume)
     metric, mode, validations = base_module.objective(base)
     echo_start(spec, params, metric, mode, validations, echo)
@@ -120,31 +124,26 @@ def expected_trials(spec, params):
     return spec.num_samples * grid
 
 
-def new_spec(model, dataset, params_file, space_dict, config_dict, config_file_list, search, scheduler, num_samples,
-             seed, cpus_per_trial, gpus_per_trial, storage_path, name, max_concurrent, command):  # fmt: skip
+def new_spec(
+    model, dataset, params_file, space, config_dict, config_file_list, num_samples, storage_path, name, **fields
+):
     """The ``SearchSpec`` of a new search, paths made absolute (nothing checked but the space's syntax)."""
-    if (params_file is None) == (space_dict is None):
+    if (params_file is None) == (space is None):
         raise ConfigError("params_file: pass a params file (or, from Python, a space dict), not both or neither")
-    parsed = params_module.read_params_file(params_file) if params_file else params_module.params_from_dict(space_dict)
+    parsed = params_module.read_params_file(params_file) if params_file else params_module.params_from_dict(space)
     config_dict, config_file_list = base_module.absolute_config(config_dict, config_file_list)
     if num_samples is None:
-        num_samples = DEFAULT_SAMPLES.get(search, DEFAULT_SAMPLES_OTHER)
+        num_samples = DEFAULT_SAMPLES.get(fields.get("search"), DEFAULT_SAMPLES_OTHER)
     return SearchSpec(
         model=model,
         dataset=dataset,
         params=[[p.name, p.kind, list(p.values), p.where] for p in parsed],
         config_dict=config_dict,
         config_file_list=config_file_list,
-        search=search,
-        scheduler=scheduler,
         num_samples=num_samples,
-        seed=seed,
-        cpus_per_trial=cpus_per_trial,
-        gpus_per_trial=gpus_per_trial,
-        storage_path=os.path.abspath(storage_path or "tune_results"),
+        storage_path=os.path.abspath(storage_path or DEFAULT_STORAGE),
         name=name or f"{model}_{dataset}_{time.strftime('%Y%m%d-%H%M%S')}",
-        max_concurrent=max_concurrent,
-        command=command,
+        **fields,
     )
 
 
@@ -158,7 +157,8 @@ def check_spec(spec, resume):
     check_options(spec)
     for param in params:
         if param.name in RESERVED:
-            raise ConfigError(f"{param.where}: {param.name} is set by the search itself (not allowed: {', '.join(RESERVED)})")
+            reserved = ", ".join(RESERVED)
+            raise ConfigError(f"{param.where}: {param.name} is set by the search itself (not allowed: {reserved})")
     if not resume:
         check_new_folder(spec)
     base = base_module.check_params(params, spec.model, spec.dataset, spec.config_file_list, spec.config_dict)
@@ -169,7 +169,8 @@ def check_spec(spec, resume):
 
 def echo_start(spec, params, metric, mode, validations, echo):
     """Say what will run: the space (loguniform's range in numbers), the objective, the folder."""
-    echo(f"search: {spec.search}, {spec.num_samples} sample(s), scheduler {spec.scheduler}, {spec.cpus_per_trial} CPU(s) a trial")
+    echo(f"search: {spec.search}, {spec.num_samples} sample(s), scheduler {spec.scheduler}, "
+         f"{spec.cpus_per_trial} CPU(s) a trial")  # fmt: skip
     for param in params:
         echo(f"  {param.describe()}")
     echo(f"objective: {mode} validation {metric}, reported after each of up to {validations} validations")
@@ -212,13 +213,14 @@ def fit(spec, params, gpus, mode, validations, metric, callbacks, resume, echo):
         metric=METRIC,
         mode=mode,
         num_samples=spec.num_samples,
-        search_alg=space.search_algorithm(spec.search, spec.seed, spec.max_concurrent),
-        scheduler=space.build_scheduler(spec.scheduler, validations),
+        search_alg=tune_space.search_algorithm(spec.search, spec.seed, spec.max_concurrent),
+        scheduler=tune_space.build_scheduler(spec.scheduler, validations),
         # Tune limits its random/grid generator itself, and wraps the other searchers.
         max_concurrent_trials=None if spec.search in ("random", "grid") else spec.max_concurrent,
     )
     run_config = ray_compat.run_config(spec.storage_path, spec.name, callbacks=[lines, *(callbacks or [])])
-    tuner = tune.Tuner(trainable, param_space=space.param_space(params, spec.search), tune_config=tune_config, run_config=run_config)
+    param_space = tune_space.param_space(params, spec.search)
+    tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
     return tuner.fit()
 
 

@@ -130,10 +130,12 @@ def check_resources(spec, cpus, gpus):
         ConfigError: more CPUs or GPUs per trial than the cluster has.
     """
     if spec.cpus_per_trial > cpus:
-        raise ConfigError(f"cpus_per_trial: {spec.cpus_per_trial} is more than the {cpus:g} CPUs Ray has (allowed: 1..{cpus:g})")
+        too_many = f"{spec.cpus_per_trial} is more than the {cpus:g} CPUs Ray has"
+        raise ConfigError(f"cpus_per_trial: {too_many} (allowed: 1..{cpus:g})")
     if spec.gpus_per_trial is None:
         return 1.0 if gpus >= 1 else 0.0
     if spec.gpus_per_trial > gpus:
         allowed = "0 (this cluster has no GPU)" if not gpus else f"0..{gpus:g}"
-        raise ConfigError(f"gpus_per_trial: {spec.gpus_per_trial:g} is more than the {gpus:g} GPUs Ray has (allowed: {allowed})")
+        too_many = f"{spec.gpus_per_trial:g} is more than the {gpus:g} GPUs Ray has"
+        raise ConfigError(f"gpus_per_trial: {too_many} (allowed: {allowed})")
     return float(spec.gpus_per_trial)
