@@ -146,6 +146,15 @@ def test_no_gpu_is_demanded_without_one_and_one_asked_for_is_refused(local_ray, 
     assert capsys.readouterr().err.startswith("error: gpus_per_trial: 0.5 is more than the 0 GPUs Ray has (allowed: 0")
 
 
+def test_ray_address_from_the_environment_is_checked_like_address(monkeypatch, capsys):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--params_file", write("r.hyper", "rho uniform 0.1,1\n"), "--storage_path", "res"] + TINY_FLAGS)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: address: cannot reach a Ray cluster at 127.0.0.1:1")
+    assert not Path("res").exists()
+
+
 def test_a_missing_extra_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(SystemExit) as exit_info:

@@ -14,6 +14,7 @@ Nothing here is imported by ``import recbole_sam``: Ray is imported inside the f
 """
 
 import inspect
+import os
 import socket
 import warnings
 
@@ -157,7 +158,8 @@ def check_address(address, timeout=5.0):
 
 
 def connect(address=None, num_cpus=None):
-    """Start a local Ray (``address`` None) with ``num_cpus`` CPUs, or join the cluster at ``address``.
+    """Start a local Ray with ``num_cpus`` CPUs, or join the cluster at ``address`` (default:
+    the ``RAY_ADDRESS`` environment variable, as Ray itself reads it).
 
     Returns:
         bool: True if this call started Ray (the caller shuts it down), False if it was running.
@@ -166,6 +168,7 @@ def connect(address=None, num_cpus=None):
         ConfigError: an unreachable address.
     """
     ray = require_ray()
+    address = address or os.environ.get("RAY_ADDRESS")
     check_address(address)
     if ray.is_initialized():
         return False

@@ -97,7 +97,7 @@ def run_search(
     metric, mode, validations = base_module.objective(base)
     echo_start(spec, params, metric, mode, validations, echo)
 
-    started = ray_compat.connect(address or os.environ.get("RAY_ADDRESS"), num_cpus=available_cores())
+    started = ray_compat.connect(address, num_cpus=available_cores())
     try:
         gpus = check_resources(spec, *ray_compat.cluster_resources())
         if not resume:
