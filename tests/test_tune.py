@@ -119,6 +119,7 @@ BAD_PARAMS = [
     ("rho uniform 0.1,1\n", ["--cpus_per_trial", "64"], "error: cpus_per_trial: 64 is more than the 2 CPUs Ray has"),
     ("rho uniform 0.1,1\n", ["--address", "127.0.0.1:1"], "error: address: cannot reach a Ray cluster at 127.0.0.1:1"),
     ("rho uniform 0.1,1\n", ["--resume", "--name", "none"], "error: resume: no search in"),
+    ("rho uniform 0.1,1\n", ["--model", "S3Rec"], "error: model: S3Rec is searched in its fine-tuning stage"),
     (None, [], "error: params_file: required"),
 ]  # fmt: skip
 

@@ -162,6 +162,10 @@ def check_spec(spec, resume):
     if not resume:
         check_new_folder(spec)
     base = base_module.check_params(params, spec.model, spec.dataset, spec.config_file_list, spec.config_dict)
+    if spec.model == "S3Rec" and base["train_stage"] != "finetune":
+        # Pre-training never validates: a trial would report nothing to compare.
+        raise ConfigError("model: S3Rec is searched in its fine-tuning stage; pass --train_stage=finetune "
+                          "--pre_model_path=<a pre-trained checkpoint>")  # fmt: skip
     # The dataset's folder as RecBole resolved it, absolute: trials run in their own folders.
     spec.config_dict.setdefault("data_path", base_module.data_path(base))
     return params, base
