@@ -35,7 +35,9 @@ RECBOLE_STOCK = {"trainer": "plain", "loss_type": "CE", "train_scheme": "prefix"
 VARIANTS = {
     "RecBole stock SASRec": dict(RECBOLE_STOCK, recbole_model=True),
     "plain": {"trainer": "plain"},
+    "plain, unpacked": {"trainer": "plain", "pack_sequences": False},
     "SAM (k=1)": {"trainer": "sam", "sam_interval": 1},
+    "SAM (k=1), unpacked": {"trainer": "sam", "sam_interval": 1, "pack_sequences": False},
     "SAM (k=5)": {"trainer": "sam", "sam_interval": 5},
     "LookSAM (k=5)": {"trainer": "sam", "sam_variant": "looksam", "sam_interval": 5},
 }

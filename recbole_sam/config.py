@@ -253,10 +253,10 @@ def check_valid_metric(config):
 
 
 def _check_model_options(config, model_class):
-    # A model module of ours may define _check(config) (CL4SRec does): run it now, before the
+    # A model module of ours may define check_options(config) (CL4SRec does): run it now, before the
     # data are loaded and the log is written, not in the model's constructor only.
     module = sys.modules.get(getattr(model_class, "__module__", ""))
-    check = getattr(module, "check_options", None) or getattr(module, "_check", None)
+    check = getattr(module, "check_options", None)
     if module is not None and module.__name__.startswith("recbole_sam.") and callable(check):
         check(config)
     if config.get("model") == "S3Rec":
@@ -326,8 +326,8 @@ def _check_needed_columns(config, inter_file):
     )
 
 
-# Keys that steer a run but have no default in any property file.
-RUN_KEYS = ("strict",)
+# Keys that steer a run but have no default in any property file (none today: strict is in overall.yaml).
+RUN_KEYS = ()
 
 
 @lru_cache(maxsize=None)

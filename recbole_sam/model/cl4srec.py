@@ -147,7 +147,8 @@ def info_nce(z1, z2, temperature, similarity="dot"):
     return F.cross_entropy(logits, partner)
 
 
-def _check(config):
+def check_options(config):
+    """Raise ``ConfigError`` for a bad CL4SRec option (augmentation fractions, temperature, weight, similarity)."""
     def fraction(key, low_open):
         value = config[key]
         ok = isinstance(value, (int, float)) and (0 < value <= 1 if low_open else 0 <= value <= 1)
@@ -173,7 +174,7 @@ class CL4SRec(SASRec):
     """
 
     def __init__(self, config, dataset):
-        _check(config)
+        check_options(config)
         super().__init__(config, dataset)
         self.cl_weight = config["cl_weight"]
         self.cl_temperature = config["cl_temperature"]
