@@ -234,7 +234,7 @@ def test_csv_has_one_row_per_run_with_settings_and_metrics():
     rows = list(csv.DictReader(io.StringIO(report.to_csv(report.to_rows(records)))))
     assert list(rows[0]) == [
         "run_id", "name", "dataset", "model", "trainer", "seed", "rho",
-        "hit@10", "ndcg@10", "valid_hit@10", "valid_ndcg@10", "seconds",
+        "hit@10", "ndcg@10", "valid_hit@10", "valid_ndcg@10", "best_epoch", "stopping_epoch", "hit_cap", "seconds",
     ]  # fmt: skip
     assert len(rows) == 3
     assert rows[0]["rho"] == "" and rows[2]["rho"] == "0.1" and rows[2]["name"] == "SAMRec"
@@ -245,11 +245,20 @@ def test_markdown_table_shows_mean_std_n_and_improvement():
     text = report.markdown_tables(report.summarize(HAND_RECORDS))
     lines = text.splitlines()
     assert lines[0] == "### ml-100k"
-    assert lines[2] == "| model | n | HR@10 | NDCG@10 | vs | Improv. HR@10 | Improv. NDCG@10 |"
-    assert "| SASRec | 3 | 0.1200 ± 0.0200 | 0.0600 ± 0.0173 |  |  |  |" in lines
-    assert "| SAMRec | 3 | 0.1500 ± 0.0200 | 0.0700 ± 0.0173 | SASRec | +25.00% | +16.67% |" in lines
-    assert "| S3Rec+SAM | 1 | 0.1900 | 0.1100 | S3Rec | -5.00% | +10.00% |" in lines
-    assert "| CL4SRec+SAM | 1 | 0.0100 | 0.0100 | CL4SRec | n/a | n/a |" in lines
+    assert lines[2] == "| model | n | hit epoch cap | HR@10 | NDCG@10 | vs | Improv. HR@10 | Improv. NDCG@10 |"
+    assert "| SASRec | 3 | ? | 0.1200 ± 0.0200 | 0.0600 ± 0.0173 |  |  |  |" in lines
+    assert "| SAMRec | 3 | ? | 0.1500 ± 0.0200 | 0.0700 ± 0.0173 | SASRec | +25.00% | +16.67% |" in lines
+    assert "| S3Rec+SAM | 1 | ? | 0.1900 | 0.1100 | S3Rec | -5.00% | +10.00% |" in lines
+    assert "| CL4SRec+SAM | 1 | ? | 0.0100 | 0.0100 | CL4SRec | n/a | n/a |" in lines
+
+
+def test_tables_count_the_runs_that_hit_the_epoch_cap():
+    records = [record("SASRec", "plain", seed, 0.1, 0.05) for seed in (1, 2)]
+    records[0]["history"] = {"hit_cap": True, "best_epoch": 199, "stopping_epoch": 199}
+    records[1]["history"] = {"hit_cap": False, "best_epoch": 40, "stopping_epoch": 50}
+    assert report.summarize(records)[0]["cap_hits"] == "1/2"
+    assert "| SASRec | 2 | 1/2 |" in report.markdown_tables(report.summarize(records))
+    assert [row["hit_cap"] for row in report.to_rows(records)] == [True, False]
 
 
 def test_sweep_tables_have_a_column_per_setting_sorted_by_it():
@@ -302,7 +311,7 @@ def test_rho_command_writes_records_tables_and_figure(capsys):
     assert "Command: `python run_experiments.py rho --rhos 0.01 1 --seeds 1 2 --out exp --epochs 2 --no-progress`" in md
     assert "Date: " in md and "CPU cores visible" in md and "threads" in md
     # SAMRec at rho 1: hits 0.055 + 0.001 s over seeds 1, 2: 0.0565 ± 0.000707; SASRec 0.0515.
-    assert "| SAMRec | 1 | 2 | 0.0565 ± 0.0007 | 0.0283 ± 0.0004 | SASRec | +9.71% | +9.71% |" in md
+    assert "| SAMRec | 1 | 2 | ? | 0.0565 ± 0.0007 | 0.0283 ± 0.0004 | SASRec | +9.71% | +9.71% |" in md
     rows = list(csv.DictReader(open("exp/results.csv", encoding="utf-8")))
     assert len(rows) == 6 and {row["rho"] for row in rows} == {"", "0.01", "1.0"}
     assert is_png("exp/rho.png")
@@ -394,7 +403,7 @@ def test_table_command_end_to_end_on_ml_100k():
     stored_hits = {names[r["settings"]["trainer"]]: r["test_result"]["hit@10"] for r in records.values()}
     assert {row["name"]: float(row["hit@10"]) for row in rows} == stored_hits
     sam = records["ml-100k_SASRec_sam_seed=7"]["test_result"]
-    assert f"| SAMRec | 1 | {sam['hit@10']:.4f} | {sam['ndcg@10']:.4f} | SASRec |" in Path("exp/results.md").read_text()
+    assert f"| SAMRec | 1 | 1/1 | {sam['hit@10']:.4f} | {sam['ndcg@10']:.4f} | SASRec |" in Path("exp/results.md").read_text()
     assert not Path("exp/saved").exists() and not Path("saved").exists()  # checkpoints deleted, none in the cwd
 
     # The same command again trains nothing: the records stay as they were.

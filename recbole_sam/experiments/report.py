@@ -66,6 +66,8 @@ def to_rows(records):
         row.update({key: settings.get(key, "") for key in settings_keys})
         row.update({key: record["test_result"].get(key, "") for key in metrics})
         row.update({f"valid_{key}": record["best_valid_result"].get(key, "") for key in valid})
+        history = record.get("history") or {}
+        row.update({key: history.get(key, "") for key in ("best_epoch", "stopping_epoch", "hit_cap")})
         row["seconds"] = record["seconds"]
         rows.append(row)
     return rows
@@ -100,18 +102,24 @@ def summarize(records, metrics=METRICS):
         list of dict: one group per setting, in table order, each with ``dataset``, ``model``,
         ``trainer``, ``name``, ``overrides`` (dict), ``n`` (seeds), ``mean`` and ``std`` (dicts
         by metric), and, for a +SAM variant whose backbone ran, ``backbone`` (its name) and
-        ``improvement`` (dict by metric, in percent; ``None`` where the backbone scored 0).
+        ``improvement`` (dict by metric, in percent; ``None`` where the backbone scored 0), and
+        ``cap_hits`` ("k/n": runs that trained to the epoch cap without early stopping; "?" when
+        a record predates run histories).
     """
-    grouped = {}
+    grouped, cap_hits = {}, {}
     for record in records:
         settings = dict(record["settings"])
         seed = settings.pop("seed")
         key = json.dumps(settings, sort_keys=True)
         grouped.setdefault(key, (settings, {}))[1][seed] = record["test_result"]
+        hit_cap = (record.get("history") or {}).get("hit_cap")  # None: an old record that does not say
+        cap_hits.setdefault(key, []).append(hit_cap)
     groups = []
-    for settings, by_seed in grouped.values():
-        group = {key: settings.pop(key) for key in ("dataset", "model", "trainer")}
+    for key, (settings, by_seed) in grouped.items():
+        group = {name: settings.pop(name) for name in ("dataset", "model", "trainer")}
         group.update(name=display_name(group["model"], group["trainer"]), overrides=settings, n=len(by_seed))
+        known = [hit for hit in cap_hits[key] if hit is not None]
+        group["cap_hits"] = f"{sum(known)}/{len(known)}" if len(known) == len(cap_hits[key]) else "?"
         stats = {metric: mean_std(result[metric] for result in by_seed.values()) for metric in metrics}
         group["mean"] = {metric: stats[metric][0] for metric in metrics}
         group["std"] = {metric: stats[metric][1] for metric in metrics}
@@ -185,14 +193,14 @@ def markdown_tables(groups, metrics=METRICS):
     """
     keys = sorted({key for group in groups for key in group["overrides"]})
     names = [METRIC_NAMES.get(metric, metric) for metric in metrics]
-    header = ["model", *keys, "n", *names, "vs", *(f"Improv. {name}" for name in names)]
+    header = ["model", *keys, "n", "hit epoch cap", *names, "vs", *(f"Improv. {name}" for name in names)]
     lines = []
     for dataset in dict.fromkeys(group["dataset"] for group in groups):
         lines += [f"### {dataset}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for group in (group for group in groups if group["dataset"] == dataset):
             improvement = group.get("improvement")
             settings = [format_setting(group["overrides"].get(key, "—")) for key in keys]
-            cells = [group["name"], *settings, str(group["n"])]
+            cells = [group["name"], *settings, str(group["n"]), group.get("cap_hits", "?")]
             cells += [format_mean_std(group["mean"][metric], group["std"][metric]) for metric in metrics]
             cells.append(group.get("backbone", ""))
             cells += [format_improvement(improvement[metric]) if improvement else "" for metric in metrics]
