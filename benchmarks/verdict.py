@@ -121,10 +121,20 @@ def main(argv=None):
     valid_key = SAMConfig("SASRec", args.dataset, config_files(args), {**common_config(args, "BCE"), "state": "ERROR"})[
         "valid_metric"
     ].lower()
-    # Ready tasks in priority order: selection first, then the verdict's plain runs by seed.
+    # Ready tasks; the queue is kept in priority order (see priority()).
     ready = [(b, run_fields(args, "plain", SELECTION_SEED)) for b in args.backbones]
     ready += [(b, run_fields(args, "sam", SELECTION_SEED, rho)) for b in args.backbones for rho in args.rhos]
     ready += [(b, run_fields(args, "plain", seed)) for seed in args.seeds for b in args.backbones]
+
+    def priority(task):
+        # Selection first (by backbone), then the verdict seed by seed, each seed's pair together,
+        # so that an interrupted grid holds whole pairs.
+        backbone, fields = task
+        selection = fields["seed"] == SELECTION_SEED
+        order = args.backbones.index(backbone)
+        is_sam = fields["trainer"] != "plain"
+        return (0, order, is_sam) if selection else (1, args.seeds.index(fields["seed"]), order, is_sam)
+
     waiting = set(args.backbones)  # backbones whose SAM verdict runs wait for rho*
     ready = [task for task in ready if not record_path(args, *task).exists()]
 
@@ -143,6 +153,7 @@ def main(argv=None):
                         for fields in [run_fields(args, "sam", seed, rho)]
                         if not record_path(args, backbone, fields).exists()
                     ]
+            ready.sort(key=priority)
             late = args.deadline and time.time() - start > args.deadline
             while ready and len(running) < args.workers and not late:
                 backbone, fields = ready.pop(0)
