@@ -380,3 +380,13 @@ def test_command_line_overrides_reach_the_config(checkpoint, capsys):
         cli.main(["sharpness", "--checkpoints", checkpoint, "--out", "s.json", "--hidden_size=8"])
     assert exit_info.value.code == 2
     assert "shapes differ: item_embedding.weight" in capsys.readouterr().err
+
+
+def test_analysis_command_line_refuses_zero_threads(capsys):
+    from recbole_sam.analysis.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sharpness", "--checkpoints", "x.pth", "--out", "s.json", "--threads", "0"])
+    assert exit_info.value.code == 2
+    assert "threads" in capsys.readouterr().err
+    assert not os.path.exists("s.json")

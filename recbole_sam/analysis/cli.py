@@ -10,6 +10,7 @@ import numpy as np
 from recbole_sam.atomic import write_atomically
 from recbole_sam.cli import parse_overrides
 from recbole_sam.errors import ConfigError, exit_on_user_error
+from recbole_sam.threads import set_threads
 
 OVERRIDES_HELP = "Any other --key=value overrides a setting of every checkpoint's config, e.g. --use_gpu=False."
 
@@ -43,6 +44,7 @@ def build_parser():
         command.add_argument("--labels", nargs="+", help="one name per checkpoint (default: file names)")
         command.add_argument("--batches", type=int, default=4, help="training batches the loss averages (default: 4)")
         command.add_argument("--seed", type=int, default=0, help="directions, batches, random vectors (default: 0)")
+        command.add_argument("--threads", type=int, help="torch threads (default: recbole_sam.threads.default_threads())")
     return parser
 
 
@@ -131,5 +133,8 @@ def main(argv=None):
     args, unknown = build_parser().parse_known_args(argv)
     with exit_on_user_error():
         overrides = parse_overrides(unknown)
+        if args.threads is not None and args.threads < 1:
+            raise ConfigError(f"threads: must be an integer >= 1, got {args.threads}")
+        set_threads(args.threads)
         run = run_landscape if args.command == "landscape" else run_sharpness
         run(args, overrides)
