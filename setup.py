@@ -14,7 +14,7 @@ setup(
     # inside the package (recbole_sam/properties), where config.properties_dir() also looks.
     package_dir={"recbole_sam.properties": "properties"},
     package_data={"recbole_sam.properties": ["*.yaml", "*/*.yaml"]},
-    py_modules=["run_recbole_sam", "run_analysis", "run_experiments"],
+    py_modules=["run_recbole_sam", "run_analysis", "run_experiments", "run_recbole_sam_tune"],
     install_requires=[
         "recbole==1.2.1",
         # Any torch >= 2.0 works, GPU builds included; the README installs the CPU wheel 2.13.0.

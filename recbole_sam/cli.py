@@ -100,6 +100,21 @@ def main(argv=None):
     return result
 
 
+def _set_in_files(config_files, key):
+    """Whether one of the YAML files sets ``key`` (unreadable files are SAMConfig's to report)."""
+    import yaml
+
+    for file in config_files or []:
+        try:
+            with open(file, encoding="utf-8") as f:
+                content = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(content, dict) and content.get(key) is not None:
+            return True
+    return False
+
+
 def _train(args, overrides):
     for key in ("trainer", "rho", "sam_variant"):
         if getattr(args, key) is not None:
@@ -110,9 +125,11 @@ def _train(args, overrides):
         raise ConfigError("resume: give --resume or --resume_from PATH, not both")
     resume_from = args.resume_from or ("latest" if args.resume else None)
     model, dataset = args.model, args.dataset
-    if resume_from != args.resume_from or resume_from is None:  # a new run, or the newest of model x dataset
-        model, dataset = model or DEFAULT_MODEL, dataset or DEFAULT_DATASET
     config_files = args.config_files.split() if args.config_files else None
+    if resume_from != args.resume_from or resume_from is None:  # a new run, or the newest of model x dataset
+        # A config file's model/dataset (a search's best.yaml, say) wins over the defaults.
+        model = model or (None if _set_in_files(config_files, "model") else DEFAULT_MODEL)
+        dataset = dataset or (None if _set_in_files(config_files, "dataset") else DEFAULT_DATASET)
 
     from recbole_sam.quick_start import run_recbole_sam  # heavy imports after the argument checks
 

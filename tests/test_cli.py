@@ -148,3 +148,24 @@ def test_importing_the_package_does_not_import_ray_or_switch_on_anomaly_detectio
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.split() == ["False", "False"], done.stderr[-2000:]
+
+
+def test_a_config_files_model_and_dataset_win_over_the_defaults(tmp_path, monkeypatch):
+    import recbole_sam.quick_start
+    from recbole_sam.cli import main
+
+    seen = {}
+
+    def fake_run(model, dataset, **kwargs):
+        seen.update(model=model, dataset=dataset)
+        return {"best_valid_result": {}, "test_result": {}}
+
+    monkeypatch.setattr(recbole_sam.quick_start, "run_recbole_sam", fake_run)
+    best = tmp_path / "best.yaml"
+    best.write_text("model: CL4SRec\ndataset: ml-100k\nrho: 0.3\n")
+    main([f"--config_files={best}"])
+    assert seen == {"model": None, "dataset": None}  # SAMConfig reads them from the file
+    main([])
+    assert seen == {"model": "SASRec", "dataset": "ml-100k"}  # the defaults
+    main([f"--config_files={best}", "--model", "SASRec"])
+    assert seen["model"] == "SASRec"  # the command line wins over the file

@@ -87,7 +87,8 @@ def common_config(args):
     Raises:
         ConfigError: a malformed --set, or one that names a key the grid or another option sets.
     """
-    options = {"epochs": args.epochs, "stopping_step": args.stopping_step, "data_path": args.data_path}
+    # threads goes into every run's config: each run sets torch's threads from it.
+    options = {"epochs": args.epochs, "stopping_step": args.stopping_step, "data_path": args.data_path, "threads": args.threads}
     reserved = GRID_KEYS + SWEPT_KEYS[args.command]
     common = dict(QUIET, **{key: value for key, value in options.items() if value is not None})
     for item in args.set:

@@ -26,7 +26,7 @@ FRACTIONS = (0.6, 0.8, 1.0)
 SPARSITY_ARMS = (("SASRec", "plain"), ("SASRec", "sam"), ("CL4SRec", "plain"))
 
 # Settings that change how a run looks on screen, not its numbers: a resumed grid may change them.
-DISPLAY_ONLY = ("show_progress", "state")
+DISPLAY_ONLY = ("show_progress", "state", "threads")
 
 
 @dataclass(frozen=True)
