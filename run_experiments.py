@@ -4,6 +4,8 @@
     python run_experiments.py rho --rhos 0.001 0.01 0.1 1 10 --seeds 1 2 3       # Figure 3
     python run_experiments.py sparsity --fractions 0.6 0.8 1.0 --seeds 1 2 3     # Figure 2
     python run_experiments.py table --datasets Beauty --data-path dataset/ --set pretrain_epochs=100
+    python run_experiments.py rho --seeds 1 2 3 --workers 2                        # 2 runs at once, as Ray tasks
+    python run_experiments.py rho --seeds 1 2 3 --workers 8 --address auto        # on a running Ray cluster
 
 Each finished run is a JSON record in <out>/runs/ (default out: runs/<subcommand>); the same
 command again skips them. Then <out>/results.csv, results.md and, for rho and sparsity, a PNG.
