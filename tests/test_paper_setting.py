@@ -260,3 +260,13 @@ def test_result_has_the_validation_curve_and_the_stopping_epoch(tiny_config):
     assert history["stopping_epoch"] == 2 and history["epochs"] == 3 and history["hit_cap"] is True
     best = max(history["curve"], key=lambda entry: (entry["ndcg@10"], entry["epoch"]))
     assert history["best_epoch"] == best["epoch"]
+
+
+def test_recboles_own_sequential_models_get_masked_evaluation_too(tiny_config):
+    from recbole_sam.quick_start import run_recbole_sam
+
+    config = dict(tiny_config, epochs=1, eval_mask_history=True, eval_report_both=True, trainer="plain")
+    result = run_recbole_sam("GRU4Rec", "ml-100k", config_dict=config)
+    assert {"hit@10", "ndcg@10", "unmasked_hit@10", "unmasked_ndcg@10"} <= set(result["test_result"])
+    # Masking only removes competitors of the target: never a worse rank.
+    assert result["test_result"]["hit@10"] >= result["test_result"]["unmasked_hit@10"]
