@@ -104,7 +104,8 @@ def write_archive(args):
         return
     tmp = args.archive + ".partial"
     with tarfile.open(tmp, "w:gz") as tar:
-        tar.add(Path(args.out) / args.dataset, arcname=args.dataset)
+        # Records only: running runs' checkpoints would make the archive too big to copy back.
+        tar.add(Path(args.out) / args.dataset, arcname=args.dataset, filter=lambda info: None if "/saved" in info.name else info)
     os.replace(tmp, args.archive)
 
 
