@@ -67,16 +67,19 @@ def paired(plain, sam, key):
     return f"{mean:+.4f} {interval}", 100 * mean / statistics.mean(plain)
 
 
-def verdict_table(records, rho):
+def paired_runs(records, rho):
+    """``[(seed, plain_record, sam_record)]`` for the verdict seeds where both arms finished."""
     by_seed = {}
     for r in records:
         seed = r["settings"]["seed"]
-        if seed == SELECTION_SEED:
-            continue
         arm = "plain" if r["settings"]["trainer"] == "plain" else ("sam" if rho_of(r) == rho else None)
-        if arm:
+        if seed != SELECTION_SEED and arm:
             by_seed.setdefault(seed, {})[arm] = r
-    pairs = [(s, arms["plain"], arms["sam"]) for s, arms in sorted(by_seed.items()) if len(arms) == 2]
+    return [(s, arms["plain"], arms["sam"]) for s, arms in sorted(by_seed.items()) if len(arms) == 2]
+
+
+def verdict_table(records, rho):
+    pairs = paired_runs(records, rho)
     if not pairs:
         return "No finished pair yet.", 0
     lines = [
@@ -144,13 +147,8 @@ def plot(out, dataset, backbones, valid_key, rhos, path):
 
 
 def _paired_diffs(records, rho, key):
-    by_seed = {}
-    for r in records:
-        seed = r["settings"]["seed"]
-        arm = "plain" if r["settings"]["trainer"] == "plain" else ("sam" if rho_of(r) == rho else None)
-        if seed != SELECTION_SEED and arm:
-            by_seed.setdefault(seed, {})[arm] = r["test_result"].get(key)
-    return [arms["sam"] - arms["plain"] for arms in by_seed.values() if len(arms) == 2 and None not in arms.values()]
+    pairs = paired_runs(records, rho)
+    return [s["test_result"][key] - p["test_result"][key] for _, p, s in pairs if key in p["test_result"] and key in s["test_result"]]
 
 
 def main():
