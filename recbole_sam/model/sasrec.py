@@ -171,8 +171,9 @@ class SASRec(RecBoleSASRec):
     def _seen(self, negatives, item_seq, user_ids):
         if self.neg_exclude == "user":
             keys = user_ids.unsqueeze(1) * self.n_items + negatives
-            known = self.user_item_keys.to(keys.device)
-            return torch.isin(keys, known)
+            if self.user_item_keys.device != keys.device:  # once, not at every draw of every batch
+                self.user_item_keys = self.user_item_keys.to(keys.device)
+            return torch.isin(keys, self.user_item_keys)
         return (negatives.unsqueeze(-1) == item_seq.unsqueeze(1)).any(-1)
 
 
