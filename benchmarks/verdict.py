@@ -37,7 +37,10 @@ def parse_args(argv=None):
     parser.add_argument("--data-path", help="folder of converted datasets (default: RecBole's)")
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES), choices=list(BACKBONES))
     parser.add_argument("--rhos", nargs="+", type=float, default=list(RHOS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[2, 3, 4, 5, 6])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[2, 3, 4, 5, 6], help="verdict seeds (none: selection only)")
+    parser.add_argument(
+        "--trainers", nargs="+", default=["plain", "sam"], choices=["plain", "sam"], help="start only these arms' runs"
+    )
     parser.add_argument("--out", default="runs/verdict")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
@@ -138,6 +141,8 @@ def main(argv=None):
 
     waiting = set(args.backbones)  # backbones whose SAM verdict runs wait for rho*
     ready = [task for task in ready if not record_path(args, *task).exists()]
+    if "sam" not in args.trainers:
+        waiting.clear()
 
     context = multiprocessing.get_context("spawn")
     running = {}
@@ -156,6 +161,7 @@ def main(argv=None):
                     ]
             ready.sort(key=priority)
             late = args.deadline and time.time() - start > args.deadline
+            ready = [task for task in ready if task[1]["trainer"] in args.trainers]
             while ready and len(running) < args.workers and not late:
                 backbone, fields = ready.pop(0)
                 out = grid_dir(args, backbone)

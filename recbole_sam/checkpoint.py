@@ -51,14 +51,19 @@ def run_id_of(last_checkpoint):
     return name[: -len("-last.pth")] if name.endswith("-last.pth") else None
 
 
+def unfinished_runs(checkpoint_dir, model, dataset):
+    """The ``-last.pth`` checkpoints of the unfinished runs of ``model`` on ``dataset``."""
+    pattern = os.path.join(glob.escape(str(checkpoint_dir)), glob.escape(f"{model}-{dataset}-") + "*-last.pth")
+    return [path for path in glob.glob(pattern) if not os.path.isfile(result_path(checkpoint_dir, run_id_of(path)))]
+
+
 def find_resumable(checkpoint_dir, model, dataset):
     """The newest ``-last.pth`` checkpoint of an unfinished run of ``model`` on ``dataset``.
 
     Raises:
         ConfigError: there is none.
     """
-    pattern = os.path.join(glob.escape(str(checkpoint_dir)), glob.escape(f"{model}-{dataset}-") + "*-last.pth")
-    unfinished = [path for path in glob.glob(pattern) if not os.path.isfile(result_path(checkpoint_dir, run_id_of(path)))]
+    unfinished = unfinished_runs(checkpoint_dir, model, dataset)
     if not unfinished:
         raise ConfigError(
             f"resume: no unfinished run of {model} on {dataset} in {checkpoint_dir!r} "

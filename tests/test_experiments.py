@@ -158,13 +158,15 @@ def test_an_interrupted_grid_keeps_finished_records_only_and_resumes():
         runner.run_grid(runs, "exp", run_fn=FakeRun(fail_at=3))
     assert sorted(path.name for path in Path("exp/runs").iterdir()) == [f"{run.run_id}.json" for run in runs[:2]]
     assert partial_files("exp") == []
-    assert not Path("exp/saved").exists()  # the interrupted run's checkpoint went too
+    # The interrupted run keeps its checkpoints (the next call resumes from them); finished runs' went.
+    assert [path.name for path in Path("exp/saved").iterdir()] == [runs[2].run_id]
 
     rest = FakeRun()
     records = runner.run_grid(runs, "exp", run_fn=rest)
     assert [(call["model"], call["trainer"]) for call in rest.calls] == [(run.model, run.trainer) for run in runs[2:]]
     assert [r["run_id"] for r in records] == [run.run_id for run in runs]
     assert len(list(Path("exp/runs").glob("*.json"))) == 4
+    assert not Path("exp/saved").exists()
 
 
 def test_records_made_with_other_options_are_not_mixed_in():

@@ -8,6 +8,7 @@ import pytest
 import recbole_sam.checkpoint
 from recbole_sam.checkpoint import SafeCheckpointMixin, remove_orphaned_partials
 from recbole_sam.errors import ConfigError, Interrupted
+from recbole_sam.experiments import runner
 from recbole_sam.quick_start import run_recbole_sam
 
 
@@ -44,6 +45,36 @@ def test_resumed_run_ends_with_the_uninterrupted_metrics_and_history(trainer, ti
     assert [entry["epoch"] for entry in resumed["history"]["curve"]] == [0, 1, 2, 3]
     assert resumed["run_id"] in last and not os.path.exists(last)  # same run; finished, so nothing to resume
     assert os.path.isfile(resumed["result_file"])
+
+
+def test_an_interrupted_grid_run_goes_on_from_its_last_epoch(tiny_config, monkeypatch):
+    settings = dict(tiny_config, epochs=4, stopping_step=10, learning_rate=0.01)
+    del settings["seed"]  # the grid's own
+    runs = runner.expand_grid([("SASRec", "sam", {"rho": 0.05})], ["ml-100k"], [7])
+    (uninterrupted,) = runner.run_grid(runs, "whole", settings, progress=False)
+
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, stop_epoch=1)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_grid(runs, "grid", settings, progress=False)
+    assert not os.path.exists("grid/runs/" + runs[0].run_id + ".json")
+    (last,) = [name for name in os.listdir("grid/saved/" + runs[0].run_id) if name.endswith("-last.pth")]
+
+    epochs_trained = []
+    train_epoch = SafeCheckpointMixin._train_epoch
+
+    def counting(self, train_data, epoch_idx, *args, **kwargs):
+        epochs_trained.append(epoch_idx)
+        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+
+    monkeypatch.setattr(SafeCheckpointMixin, "_train_epoch", counting)
+    (resumed,) = runner.run_grid(runs, "grid", settings, progress=False)
+
+    assert epochs_trained == [2, 3]  # not restarted
+    assert resumed["resumed"] is True and "resumed" not in uninterrupted
+    assert resumed["test_result"] == uninterrupted["test_result"]
+    assert resumed["history"] == uninterrupted["history"]
+    assert not os.path.exists("grid/saved")  # finished: its checkpoints went
 
 
 def test_resume_latest_finds_the_unfinished_run_and_refuses_when_none(tiny_config, monkeypatch):

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from recbole_sam.atomic import write_atomically
-from recbole_sam.errors import ConfigError, exit_on_user_error
+from recbole_sam.errors import ConfigError, Interrupted, exit_on_user_error
 from recbole_sam.experiments import report, runner
 
 TITLES = {
@@ -211,8 +211,15 @@ def main(argv=None, run_fn=None):
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "run_experiments.py", *argv])
     out = Path(args.out or os.path.join("runs", args.command))
-    with exit_on_user_error(f"interrupted: finished runs are in {out / 'runs'}; the same command resumes"):
-        records, written = run_command(args, command, out, run_fn)
+    interrupted = (
+        f"interrupted: finished runs are in {out / 'runs'}; the same command resumes "
+        "(an unfinished run goes on from its last epoch)"
+    )
+    with exit_on_user_error(interrupted):
+        try:
+            records, written = run_command(args, command, out, run_fn)
+        except Interrupted:
+            raise KeyboardInterrupt from None  # the grid's message, not the single run's
     print(report.markdown_tables(report.summarize(records)))
     print("wrote " + ", ".join(str(path) for path in written))
     return records

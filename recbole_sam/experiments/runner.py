@@ -134,9 +134,20 @@ def validate_grid(runs, common=None, config_files=None):
 
 
 def train_and_test(model, dataset, config_file_list, config_dict):
-    """The default way to execute a run: ``run_recbole_sam`` with the best model saved and tested."""
+    """The default way to execute a run: ``run_recbole_sam`` with the best model saved and tested.
+
+    A run that an interrupted grid left unfinished (its ``-last.pth`` in the run's own
+    ``checkpoint_dir``) goes on from its last epoch instead of starting again; the result then
+    says ``resumed``. S3Rec's two stages restart: its pre-training has no last-epoch checkpoint.
+    """
+    from recbole_sam.checkpoint import unfinished_runs
     from recbole_sam.quick_start import run_recbole_sam
 
+    unfinished = [] if model == "S3Rec" else unfinished_runs(config_dict["checkpoint_dir"], model, dataset)
+    if unfinished:
+        resume_from = max(unfinished, key=os.path.getmtime)
+        result = run_recbole_sam(config_dict=config_dict, saved=True, resume_from=resume_from)
+        return dict(result, resumed=True)
     return run_recbole_sam(model, dataset, config_file_list=config_file_list, config_dict=config_dict, saved=True)
 
 
@@ -180,13 +191,12 @@ def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_ch
     """
     execution = execution or {}
     start = time.perf_counter()
-    try:
-        config_dict = dict(run_config(run, common, checkpoint_dir), **execution.get("overrides", {}))
-        files = execution.get("config_files", config_files)
-        result = run_fn(run.model, run.dataset, list(files or []) or None, config_dict)
-    finally:
-        if not keep_checkpoints and checkpoint_dir.exists():
-            shutil.rmtree(checkpoint_dir)  # this run's own folder: nothing else is in it
+    config_dict = dict(run_config(run, common, checkpoint_dir), **execution.get("overrides", {}))
+    files = execution.get("config_files", config_files)
+    # An interrupted or failed run keeps its folder: its last-epoch checkpoint is where it resumes.
+    result = run_fn(run.model, run.dataset, list(files or []) or None, config_dict)
+    if not keep_checkpoints and checkpoint_dir.exists():
+        shutil.rmtree(checkpoint_dir)  # this run's own folder: nothing else is in it
     record = {
         "run_id": run.run_id,
         "settings": run.settings,
@@ -201,6 +211,8 @@ def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_ch
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine(),
     }
+    if result.get("resumed"):
+        record["resumed"] = True  # "seconds" then counts the last part only
     if keep_checkpoints:
         record["checkpoints"] = [result[key] for key in ("checkpoint", "pretrained_checkpoint") if result.get(key)]
     return record
@@ -238,7 +250,8 @@ def run_grid(
     Args:
         runs (list of Run): from ``expand_grid``.
         out (str or Path): the experiment folder; records go to ``<out>/runs/<run_id>.json``,
-            checkpoints to ``<out>/saved/<run_id>/`` (deleted after the run unless kept).
+            checkpoints to ``<out>/saved/<run_id>/`` (deleted after the run unless kept; an
+            unfinished run's stay, and the next call resumes it from its last epoch).
         common (dict, optional): config overrides of every run (epochs, ``--set`` options).
         config_files (list of str, optional): YAML files of every run.
         command (str): the command line, stored in each record.
@@ -310,11 +323,5 @@ def _run_parallel(missing, args, finished, workers, address, threads):
         (run, run_fn, common, config_files, saved_dir.resolve() / run.run_id, command, keep_checkpoints, execution)
         for run, _ in missing
     ]
-    try:
-        run_tasks(_execute_task, jobs, lambda index, record: finished(*missing[index], record), workers, address, threads)
-    except BaseException:
-        # Cancelled tasks never reach their own clean-up: their checkpoints go here.
-        for run, path in missing:
-            if not path.exists() and not keep_checkpoints and (saved_dir / run.run_id).exists():
-                shutil.rmtree(saved_dir / run.run_id)
-        raise
+    # Cancelled tasks keep their checkpoints, as interrupted serial runs do: the grid resumes them.
+    run_tasks(_execute_task, jobs, lambda index, record: finished(*missing[index], record), workers, address, threads)
