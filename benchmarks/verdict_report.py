@@ -55,7 +55,7 @@ def mean_std(values):
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
 
-def paired(plain, sam, key):
+def paired(plain, sam):
     """Mean paired difference, its 95% t-interval, and the relative change of the means."""
     diffs = [s - p for p, s in zip(plain, sam)]
     mean = statistics.mean(diffs)
@@ -96,7 +96,7 @@ def verdict_table(records, rho):
                 continue
             plain = [p["test_result"][key] for _, p, _ in pairs]
             sam = [s["test_result"][key] for _, _, s in pairs]
-            diff, relative = paired(plain, sam, key)
+            diff, relative = paired(plain, sam)
             label = ("unmasked " if prefix else "") + f"test {metric.upper().replace('HIT', 'HR')}"
             lines.append(f"| {label} | {mean_std(plain)} | {mean_std(sam)} | {diff} | {relative:+.1f}% |")
     return "\n".join(lines), len(pairs)
