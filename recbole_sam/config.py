@@ -126,9 +126,25 @@ class SAMConfig(Config):
         check_known_keys(self.external_config_dict, self.dataset_property_files)
 
     def _init_device(self):
+        """RecBole's device choice, with two of its traps removed: RecBole sets
+        CUDA_VISIBLE_DEVICES to ``gpu_id`` ('0' by default), which undoes a choice made before it
+        (a scheduler's or Ray's GPU for this process, or '' to hide the GPUs), and it ignores
+        ``use_gpu``. Here a CUDA_VISIBLE_DEVICES already set is kept unless ``gpu_id`` is given,
+        and ``use_gpu: False`` means the CPU."""
+        config, environment = self.final_config_dict, os.environ.get("CUDA_VISIBLE_DEVICES")
+        use_gpu = bool(config["use_gpu"])
+        if not use_gpu:
+            config["gpu_id"] = ""
+        elif environment is not None and "gpu_id" not in self.external_config_dict:
+            config["gpu_id"] = environment
         super()._init_device()
+        if not use_gpu:  # this run's device, not the whole process's: leave the variable as it was
+            if environment is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = environment
         # RecBole's default use_gpu: True stays in the log even on a machine without a GPU.
-        self.final_config_dict["use_gpu"] = bool(self.final_config_dict["use_gpu"]) and self["device"].type == "cuda"
+        config["use_gpu"] = use_gpu and self["device"].type == "cuda"
 
     def _set_default_parameters(self):
         data_path = self.external_config_dict.get("data_path")

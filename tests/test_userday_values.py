@@ -123,3 +123,31 @@ def test_numpy_aliases_are_added_only_where_missing(monkeypatch):
         monkeypatch.delattr(np, "float_")
     importlib.reload(recbole_sam.compat)
     assert np.float_ is np.float64 and np.complex_ is sentinel
+
+
+# The device: RecBole would set CUDA_VISIBLE_DEVICES to gpu_id ('0') and ignore use_gpu.
+
+
+@pytest.mark.parametrize(
+    "environment, overrides, gpu_id, after",
+    [
+        ("", {}, "", ""),  # GPUs hidden before the run stay hidden
+        ("3", {}, "3", "3"),  # a scheduler's (or Ray's) GPU for this process is kept
+        ("3", {"gpu_id": "1"}, "1", "1"),  # an explicit gpu_id still wins, as in RecBole
+        (None, {}, "0", "0"),  # nothing set: RecBole's default
+        ("3", {"use_gpu": False}, "", "3"),  # the CPU for this run; the variable left as it was
+        (None, {"use_gpu": False}, "", None),
+    ],
+)
+def test_the_gpu_choice_of_the_environment_is_kept_and_use_gpu_false_means_the_cpu(
+    environment, overrides, gpu_id, after, monkeypatch
+):
+    if environment is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", environment)
+    config = SAMConfig("SASRec", "ml-100k", config_dict=dict(overrides))
+    assert config["gpu_id"] == gpu_id
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == after
+    if gpu_id == "":
+        assert config["device"].type == "cpu" and config["use_gpu"] is False
