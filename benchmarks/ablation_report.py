@@ -22,6 +22,8 @@ def pairs(folder):
     by_seed = {}
     for path in sorted(Path(folder).glob("runs/*.json")):
         record = json.loads(path.read_text())
+        if not record.get("history"):  # a record of an older version, or a fake
+            continue
         by_seed.setdefault(record["settings"]["seed"], {})[record["settings"]["trainer"]] = record
     return {seed: arms for seed, arms in sorted(by_seed.items()) if len(arms) == 2}
 
@@ -38,7 +40,7 @@ def table(out):
             continue
 
         def mean(arm, key):
-            return statistics.mean(arms[arm]["test_result"][key] for arms in runs.values())
+            return statistics.mean(arms[arm]["test_result"].get(key, float("nan")) for arms in runs.values())
 
         plain_hit = [arms["plain"]["test_result"]["hit@10"] for arms in runs.values()]
         sam_hit = [arms["sam"]["test_result"]["hit@10"] for arms in runs.values()]

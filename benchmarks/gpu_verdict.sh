@@ -12,8 +12,9 @@
 #   - Beauty, CE backbone: the whole grid, 8 GPU processes;
 #   - Beauty, BCE backbone: the rho selection only (seed 1), 4 GPU processes; its paired seeds
 #     run on CPUs, where the plain arm runs too, so that each pair shares its device;
-#   - ml-100k, both backbones, seeds 6-10, on 3 of the machine's CPU cores (no GPU), as the
-#     earlier ml-100k records were made.
+#   - ml-100k, both backbones, seeds 6-10, on 3 of the machine's CPU cores (no GPU). (Their
+#     records of 2026-11-26 exist, so this trains nothing now; they most likely ran on the GPU,
+#     as RecBole set CUDA_VISIBLE_DEVICES back to 0 before SAMConfig kept the variable.)
 set -u
 seconds=${1:?usage: gpu_verdict.sh SECONDS}
 out=${OUT:?OUT is the folder whose files come back}

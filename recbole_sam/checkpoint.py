@@ -94,7 +94,7 @@ def capture_random_state(train_data=None):
     """Every generator the next epoch draws from: Python's, NumPy's, torch's, and the training
     dataloader's own shuffling generator."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():  # a CPU run on a GPU machine leaves CUDA unstarted
         state["cuda"] = torch.cuda.get_rng_state_all()
     if getattr(train_data, "generator", None) is not None:
         state["loader"] = train_data.generator.get_state()
@@ -125,6 +125,7 @@ class SafeCheckpointMixin:
         self.saved_model_file = os.path.join(self.checkpoint_dir, f"{self.run_id}.pth")
         self.last_model_file = last_checkpoint_path(self.checkpoint_dir, self.run_id)
         self._keep_last, self._resumed_random_state = False, None
+        self._seconds_before, self._fit_started = 0.0, time.perf_counter()
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         target = kwargs.pop("saved_model_file", self.saved_model_file)
@@ -149,6 +150,7 @@ class SafeCheckpointMixin:
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         # S3Rec's fit() pre-trains when its model is in the pretrain stage: nothing to resume there.
         self._keep_last = saved and getattr(self.model, "train_stage", "finetune") != "pretrain"
+        self._fit_started = time.perf_counter()
         if self._resumed_random_state is not None:
             restore_random_state(self._resumed_random_state, train_data)
             self._resumed_random_state = None
@@ -179,6 +181,7 @@ class SafeCheckpointMixin:
             "valid_curve": list(getattr(self, "valid_curve", [])),
             "sam_history": dict(getattr(self, "sam_history", {})),
             "random_state": capture_random_state(getattr(self, "_train_data", None)),
+            "seconds": self._seconds_before + time.perf_counter() - self._fit_started,  # of training so far
         }
         write_atomically(self.last_model_file, lambda path: torch.save(state, path, pickle_protocol=4))
 
@@ -192,11 +195,13 @@ class SafeCheckpointMixin:
         if "random_state" not in checkpoint:
             return  # a best-model checkpoint: RecBole's resume only
         self.best_valid_result = checkpoint["best_valid_result"]
-        self.saved_model_file = checkpoint["best_model_file"]
+        # The same file name in this run's checkpoint_dir, wherever the folder is now.
+        self.saved_model_file = os.path.join(self.checkpoint_dir, os.path.basename(checkpoint["best_model_file"]))
         self.valid_curve = list(checkpoint["valid_curve"])
         self.sam_history = dict(checkpoint["sam_history"])
         self.last_epoch = checkpoint["epoch"]
         self._resumed_random_state = checkpoint["random_state"]  # restored when fit() starts
+        self._seconds_before = checkpoint.get("seconds", 0.0)
 
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         with trusted_torch_load():

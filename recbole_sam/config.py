@@ -138,7 +138,10 @@ class SAMConfig(Config):
         elif environment is not None and "gpu_id" not in self.external_config_dict:
             config["gpu_id"] = environment
         super()._init_device()
-        if not use_gpu:  # this run's device, not the whole process's: leave the variable as it was
+        # The variable chose this run's device; it stays as it was for the rest of the process
+        # and for the processes it starts (Ray's workers see every GPU again), unless gpu_id
+        # was given, which RecBole's users expect to pin the process.
+        if not use_gpu or "gpu_id" not in self.external_config_dict:
             if environment is None:
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
             else:

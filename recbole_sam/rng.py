@@ -18,7 +18,8 @@ class RandomDraws:
         self.python = random.getstate()
         self.numpy = np.random.get_state()
         self.torch = torch.get_rng_state()
-        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        # Only where CUDA is in use: asking an unused GPU for its state would start CUDA on it.
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
 
     def restore(self):
         random.setstate(self.python)

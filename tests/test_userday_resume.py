@@ -71,10 +71,39 @@ def test_an_interrupted_grid_run_goes_on_from_its_last_epoch(tiny_config, monkey
     (resumed,) = runner.run_grid(runs, "grid", settings, progress=False)
 
     assert epochs_trained == [2, 3]  # not restarted
-    assert resumed["resumed"] is True and "resumed" not in uninterrupted
+    assert resumed["resumed_at_epoch"] == 2 and "resumed_at_epoch" not in uninterrupted
+    assert resumed["seconds"] > 0
     assert resumed["test_result"] == uninterrupted["test_result"]
     assert resumed["history"] == uninterrupted["history"]
     assert not os.path.exists("grid/saved")  # finished: its checkpoints went
+
+
+def test_a_grid_run_left_by_other_settings_or_unreadable_starts_again(tiny_config, monkeypatch):
+    settings = dict(tiny_config, epochs=3, stopping_step=10)
+    del settings["seed"]
+    runs = runner.expand_grid([("SASRec", "plain", {})], ["ml-100k"], [7])
+    folder = "grid/saved/" + runs[0].run_id
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, stop_epoch=0)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_grid(runs, "grid", settings, progress=False)
+    (last,) = [name for name in os.listdir(folder) if name.endswith("-last.pth")]
+
+    # Another learning rate: the old folder goes, and the run starts from epoch 0.
+    (record,) = runner.run_grid(runs, "grid", dict(settings, learning_rate=0.002), progress=False)
+    assert "resumed_at_epoch" not in record and not os.path.exists(folder)
+
+    # The same settings, but a checkpoint that cannot be read: the run starts again.
+    os.remove("grid/runs/" + runs[0].run_id + ".json")
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, stop_epoch=0)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_grid(runs, "grid", settings, progress=False)
+    (last,) = [name for name in os.listdir(folder) if name.endswith("-last.pth")]
+    with open(os.path.join(folder, last), "wb") as broken:
+        broken.write(b"not a checkpoint")
+    (record,) = runner.run_grid(runs, "grid", settings, progress=False)
+    assert "resumed_at_epoch" not in record and record["history"]["stopping_epoch"] == 2
 
 
 def test_resume_latest_finds_the_unfinished_run_and_refuses_when_none(tiny_config, monkeypatch):

@@ -134,7 +134,7 @@ def test_numpy_aliases_are_added_only_where_missing(monkeypatch):
         ("", {}, "", ""),  # GPUs hidden before the run stay hidden
         ("3", {}, "3", "3"),  # a scheduler's (or Ray's) GPU for this process is kept
         ("3", {"gpu_id": "1"}, "1", "1"),  # an explicit gpu_id still wins, as in RecBole
-        (None, {}, "0", "0"),  # nothing set: RecBole's default
+        (None, {}, "0", None),  # nothing set: RecBole's GPU 0, and the variable stays unset
         ("3", {"use_gpu": False}, "", "3"),  # the CPU for this run; the variable left as it was
         (None, {"use_gpu": False}, "", None),
     ],

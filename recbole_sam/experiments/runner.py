@@ -6,7 +6,9 @@ rename, so a crash or Ctrl-C leaves either the whole record or none; running the
 again skips the runs whose record exists.
 """
 
+import hashlib
 import json
+import logging
 import os
 import platform
 import re
@@ -138,17 +140,54 @@ def train_and_test(model, dataset, config_file_list, config_dict):
 
     A run that an interrupted grid left unfinished (its ``-last.pth`` in the run's own
     ``checkpoint_dir``) goes on from its last epoch instead of starting again; the result then
-    says ``resumed``. S3Rec's two stages restart: its pre-training has no last-epoch checkpoint.
+    has ``resumed_at_epoch`` and ``seconds_before`` (training time of the earlier parts). One
+    that cannot be read starts again. S3Rec's two stages restart: its pre-training has no
+    last-epoch checkpoint.
     """
+    from recbole_sam.analysis.loading import read_checkpoint
     from recbole_sam.checkpoint import unfinished_runs
     from recbole_sam.quick_start import run_recbole_sam
 
     unfinished = [] if model == "S3Rec" else unfinished_runs(config_dict["checkpoint_dir"], model, dataset)
     if unfinished:
         resume_from = max(unfinished, key=os.path.getmtime)
-        result = run_recbole_sam(config_dict=config_dict, saved=True, resume_from=resume_from)
-        return dict(result, resumed=True)
+        try:
+            checkpoint = read_checkpoint(resume_from)
+        except ConfigError as error:  # e.g. written by an older version of this package
+            logging.getLogger(__name__).warning(f"{error}; the run starts again")
+            os.remove(resume_from)
+        else:
+            result = run_recbole_sam(config_dict=config_dict, saved=True, resume_from=resume_from)
+            return dict(result, resumed_at_epoch=checkpoint["epoch"] + 1, seconds_before=checkpoint.get("seconds", 0.0))
     return run_recbole_sam(model, dataset, config_file_list=config_file_list, config_dict=config_dict, saved=True)
+
+
+def _fingerprint(run, common, config_files):
+    """What a run is, as its checkpoint folder records it: the settings, the grid's options and
+    the contents of its config files."""
+    files = [[str(file), _digest(file)] for file in config_files or []]
+    return json.loads(json.dumps({"settings": run.settings, "common": common, "config_files": files}))
+
+
+def _digest(file):
+    return hashlib.sha256(Path(file).read_bytes()).hexdigest() if os.path.isfile(file) else None
+
+
+def _prepare_checkpoint_dir(checkpoint_dir, fingerprint):
+    """Keep an unfinished run's folder (its last-epoch checkpoint resumes it) only if the run
+    was started with the same settings; otherwise it starts again in an empty folder."""
+    stamp = checkpoint_dir / "run.json"
+    if checkpoint_dir.exists():
+        try:
+            same = json.loads(stamp.read_text(encoding="utf-8")) == fingerprint
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return
+        logging.getLogger(__name__).warning(f"{checkpoint_dir}: left by a run with other settings; removed")
+        shutil.rmtree(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True)
+    write_atomically(str(stamp), lambda tmp: Path(tmp).write_text(json.dumps(fingerprint), encoding="utf-8"))
 
 
 def machine():
@@ -161,6 +200,8 @@ def machine():
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        # The GPU this process trained on; None when it used none (CUDA never started).
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_initialized() else None,
     }
 
 
@@ -194,7 +235,13 @@ def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_ch
     config_dict = dict(run_config(run, common, checkpoint_dir), **execution.get("overrides", {}))
     files = execution.get("config_files", config_files)
     # An interrupted or failed run keeps its folder: its last-epoch checkpoint is where it resumes.
-    result = run_fn(run.model, run.dataset, list(files or []) or None, config_dict)
+    _prepare_checkpoint_dir(checkpoint_dir, _fingerprint(run, common, files))
+    try:
+        result = run_fn(run.model, run.dataset, list(files or []) or None, config_dict)
+    except BaseException:
+        if [path.name for path in checkpoint_dir.iterdir()] == ["run.json"]:
+            shutil.rmtree(checkpoint_dir)  # stopped before any checkpoint: nothing to resume
+        raise
     if not keep_checkpoints and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)  # this run's own folder: nothing else is in it
     record = {
@@ -202,7 +249,7 @@ def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_ch
         "settings": run.settings,
         "test_result": {key: float(value) for key, value in result["test_result"].items()},
         "best_valid_result": {key: float(value) for key, value in (result["best_valid_result"] or {}).items()},
-        "seconds": round(time.perf_counter() - start, 3),
+        "seconds": round(time.perf_counter() - start + result.get("seconds_before", 0.0), 3),
         # validation curve, best and stopping epoch, hit_cap (absent from fakes and old records)
         "history": result.get("history"),
         "command": command,
@@ -211,8 +258,8 @@ def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_ch
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine(),
     }
-    if result.get("resumed"):
-        record["resumed"] = True  # "seconds" then counts the last part only
+    if result.get("resumed_at_epoch") is not None:
+        record["resumed_at_epoch"] = result["resumed_at_epoch"]
     if keep_checkpoints:
         record["checkpoints"] = [result[key] for key in ("checkpoint", "pretrained_checkpoint") if result.get(key)]
     return record

@@ -32,7 +32,7 @@ def build_parser():
     add("--num_samples", type=int, help="trials (default: 10; grid: 1, every combination once)")
     add("--seed", type=int, default=2020, help="seed of the search algorithm (default: 2020)")
     add("--cpus_per_trial", type=int, default=1, help="CPUs a trial reserves, and its torch threads (default: 1)")
-    add("--gpus_per_trial", type=float, help="GPUs a trial reserves, fractions allowed (default: 1 with a GPU, else 0)")
+    add("--gpus_per_trial", type=float, help="GPUs a trial reserves, fractions allowed (default: 1 with a GPU, else 0; 0 trains on the CPU)")
     add("--max_concurrent", type=int, help="at most this many trials at once (default: as many as fit)")
     add("--storage_path", default="tune_results", help="folder of searches (default: ./tune_results)")
     add("--name", help="the search's folder under --storage_path (default: <model>_<dataset>_<time>)")
