@@ -163,10 +163,11 @@ def train_and_test(model, dataset, config_file_list, config_dict):
 
 
 def _fingerprint(run, common, config_files):
-    """What a run is, as its checkpoint folder records it: the settings, the grid's options and
-    the contents of its config files."""
+    """What a run is, as its checkpoint folder records it: the settings, the grid's options (those
+    that change its numbers, as for records) and the contents of its config files."""
+    options = {key: value for key, value in common.items() if key not in DISPLAY_ONLY}
     files = [[str(file), _digest(file)] for file in config_files or []]
-    return json.loads(json.dumps({"settings": run.settings, "common": common, "config_files": files}))
+    return json.loads(json.dumps({"settings": run.settings, "common": options, "config_files": files}))
 
 
 def _digest(file):
