@@ -8,11 +8,10 @@ HR@10 with its 95% t-interval.
 """
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
-from verdict_report import paired
+from verdict_report import load, paired
 
 ROWS = ("none", "left", "from_prediction", "zero_padding", "mask_padding_positions", "neg_user", "all")
 
@@ -20,10 +19,7 @@ ROWS = ("none", "left", "from_prediction", "zero_padding", "mask_padding_positio
 def pairs(folder):
     """``{seed: {"plain": record, "sam": record}}`` for the seeds where both arms finished."""
     by_seed = {}
-    for path in sorted(Path(folder).glob("runs/*.json")):
-        record = json.loads(path.read_text())
-        if not record.get("history"):  # a record of an older version, or a fake
-            continue
+    for record in load(folder):  # records with a history only
         by_seed.setdefault(record["settings"]["seed"], {})[record["settings"]["trainer"]] = record
     return {seed: arms for seed, arms in sorted(by_seed.items()) if len(arms) == 2}
 

@@ -141,8 +141,6 @@ def main(argv=None):
 
     waiting = set(args.backbones)  # backbones whose SAM verdict runs wait for rho*
     ready = [task for task in ready if not record_path(args, *task).exists()]
-    if "sam" not in args.trainers:
-        waiting.clear()
 
     context = multiprocessing.get_context("spawn")
     running = {}

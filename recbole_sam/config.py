@@ -132,16 +132,16 @@ class SAMConfig(Config):
         ``use_gpu``. Here a CUDA_VISIBLE_DEVICES already set is kept unless ``gpu_id`` is given,
         and ``use_gpu: False`` means the CPU."""
         config, environment = self.final_config_dict, os.environ.get("CUDA_VISIBLE_DEVICES")
-        use_gpu = bool(config["use_gpu"])
+        use_gpu, gpu_id_given = bool(config["use_gpu"]), "gpu_id" in self.external_config_dict
         if not use_gpu:
             config["gpu_id"] = ""
-        elif environment is not None and "gpu_id" not in self.external_config_dict:
+        elif environment is not None and not gpu_id_given:
             config["gpu_id"] = environment
         super()._init_device()
         # The variable chose this run's device; it stays as it was for the rest of the process
         # and for the processes it starts (Ray's workers see every GPU again), unless gpu_id
         # was given, which RecBole's users expect to pin the process.
-        if not use_gpu or "gpu_id" not in self.external_config_dict:
+        if not (use_gpu and gpu_id_given):
             if environment is None:
                 os.environ.pop("CUDA_VISIBLE_DEVICES", None)
             else:
