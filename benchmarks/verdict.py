@@ -47,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--deadline", type=float, help="seconds after which no run is started and the driver stops")
     parser.add_argument("--archive", help="after each finished run, write all records to this .tar.gz")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra override of every run")
+    parser.add_argument(
+        "--sweep", action="store_true", help="SAM at every rho of --rhos on every seed, not only at rho* (Figure 3 with intervals)"
+    )
     return parser.parse_args(argv)
 
 
@@ -129,6 +132,8 @@ def main(argv=None):
     ready = [(b, run_fields(args, "plain", SELECTION_SEED)) for b in args.backbones]
     ready += [(b, run_fields(args, "sam", SELECTION_SEED, rho)) for b in args.backbones for rho in args.rhos]
     ready += [(b, run_fields(args, "plain", seed)) for seed in args.seeds for b in args.backbones]
+    if args.sweep:  # every rho is paired, so no SAM run waits for rho*
+        ready += [(b, run_fields(args, "sam", s, rho)) for s in args.seeds for b in args.backbones for rho in args.rhos]
 
     def priority(task):
         # Selection first (by backbone), then the verdict seed by seed, each seed's pair together,
@@ -139,7 +144,7 @@ def main(argv=None):
         is_sam = fields["trainer"] != "plain"
         return (0, order, is_sam) if selection else (1, args.seeds.index(fields["seed"]), order, is_sam)
 
-    waiting = set(args.backbones)  # backbones whose SAM verdict runs wait for rho*
+    waiting = set() if args.sweep else set(args.backbones)  # backbones whose SAM verdict runs wait for rho*
     ready = [task for task in ready if not record_path(args, *task).exists()]
 
     context = multiprocessing.get_context("spawn")
