@@ -34,7 +34,7 @@ S3REC_STAGES = ("pretrain", "finetune")
 # Keys with a fixed set of allowed values (issue 9's paper-setting switches and friends).
 CHOICES = {
     "padding_side": ("right", "left"),
-    "sam_second_pass_draws": ("replay", "fresh"),
+    "sam_second_pass_draws": ("replay", "fresh_dropout", "fresh"),
     "neg_exclude": ("input", "user"),
     "rho_schedule": ("constant", "linear", "cosine"),
 }

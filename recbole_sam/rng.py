@@ -27,3 +27,34 @@ class RandomDraws:
         torch.set_rng_state(self.torch)
         if self.cuda is not None:
             torch.cuda.set_rng_state_all(self.cuda)
+
+
+class DataDraws:
+    """The data draws of one batch (negatives, augmentations, masks), kept in the first SAM pass
+    so that the second pass can reuse them while its dropout masks are drawn afresh
+    (``sam_second_pass_draws: fresh_dropout``, SAM as a loop around a data loader runs it).
+
+    A model routes each such draw through ``data_draw(model, draw)``; outside a SAM step, or in
+    any other mode, that is just ``draw()``.
+    """
+
+    def __init__(self):
+        self.kept = []
+        self.replaying = None  # the index of the next kept draw, once the second pass starts
+
+    def take(self, draw):
+        if self.replaying is None:
+            self.kept.append(draw())
+            return self.kept[-1]
+        self.replaying += 1
+        return self.kept[self.replaying - 1]
+
+    def replay(self):
+        self.replaying = 0
+
+
+def data_draw(model, draw):
+    """``draw()``, or the same draw of the first pass when the SAM trainer replays ``model``'s
+    data draws (``model.data_draws``, a ``DataDraws``, set only during a SAM step)."""
+    book = getattr(model, "data_draws", None)
+    return draw() if book is None else book.take(draw)

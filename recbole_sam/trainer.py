@@ -13,7 +13,7 @@ from recbole.utils import set_color
 from recbole_sam.checkpoint import SafeCheckpointMixin
 from recbole_sam.config import build_sam_optimizer
 from recbole_sam.evaluation import HistoryMaskedEvalMixin
-from recbole_sam.rng import RandomDraws
+from recbole_sam.rng import DataDraws, RandomDraws
 
 
 def _total(loss):
@@ -71,13 +71,19 @@ class SAMStepMixin:
         def sam_loss(interaction):
             if not self.optimizer.ascent_due():
                 return loss_func(interaction)
-            draws = RandomDraws()
-            at_theta = loss_func(interaction)
-            _total(at_theta).backward()
-            self.optimizer.first_step(zero_grad=True)
-            if self.config["sam_second_pass_draws"] != "fresh":
-                draws.restore()  # same dropout masks, negatives and augmentations in both passes
-            at_ascent = loss_func(interaction)
+            mode, draws = self.config["sam_second_pass_draws"], RandomDraws()
+            self.model.data_draws = DataDraws() if mode == "fresh_dropout" else None
+            try:
+                at_theta = loss_func(interaction)
+                _total(at_theta).backward()
+                self.optimizer.first_step(zero_grad=True)
+                if mode == "replay":
+                    draws.restore()  # same dropout masks, negatives and augmentations in both passes
+                elif mode == "fresh_dropout":
+                    self.model.data_draws.replay()  # same negatives and augmentations, new dropout
+                at_ascent = loss_func(interaction)
+            finally:
+                self.model.data_draws = None
             sharpness = (_total(at_ascent) - _total(at_theta)).item()
             self._ascents.append((sharpness, self.optimizer.last_ascent_norm))
             return _value_at_theta_gradient_at_ascent(at_theta, at_ascent)

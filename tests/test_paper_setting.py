@@ -212,6 +212,45 @@ def test_second_pass_draws(draws, same, tiny_config):
     assert len(masks) == 2 and torch.equal(masks[0], masks[1]) == same
 
 
+@pytest.mark.parametrize(
+    "draws, same_negatives, same_dropout",
+    [("replay", True, True), ("fresh_dropout", True, False), ("fresh", False, False)],
+)
+def test_second_pass_draws_negatives_and_dropout(draws, same_negatives, same_dropout, tiny_config):
+    """Which draws SAM's second pass shares with its first, seen in the real SASRec's negatives
+    and in the zeros its dropout layers put into their outputs."""
+    config, (train, _, _) = prepare(tiny_config, train_scheme="sequence", sam_second_pass_draws=draws)
+    model = SASRec(config, train._dataset)
+    trainer = SAMTrainer(config, model)
+    negatives, dropped = [], []
+    sample = model.sample_negatives
+    model.sample_negatives = lambda *args: negatives.append(sample(*args)) or negatives[-1]
+    model.dropout.register_forward_hook(lambda module, inputs, output: dropped.append((output == 0) & (inputs[0] != 0)))
+
+    trainer._sam_loss(model.calculate_loss)(next(iter(train)))
+    assert len(dropped) == 2 and dropped[0].any()
+    assert torch.equal(dropped[0], dropped[1]) == same_dropout
+    if draws == "fresh_dropout":  # the second pass takes the kept draw instead of drawing again
+        assert len(negatives) == 1
+    else:
+        assert len(negatives) == 2 and torch.equal(negatives[0], negatives[1]) == same_negatives
+    assert model.data_draws is None  # kept only during the step
+
+
+def test_fresh_dropout_keeps_cl4srec_views(tiny_config, monkeypatch):
+    from recbole_sam.model import cl4srec
+
+    config, (train, _, _) = prepare(
+        tiny_config, model="CL4SRec", train_scheme="sequence", sam_second_pass_draws="fresh_dropout"
+    )
+    model = cl4srec.CL4SRec(config, train._dataset)
+    views = []
+    augment = cl4srec.augment_pair
+    monkeypatch.setattr(cl4srec, "augment_pair", lambda *args: views.append(augment(*args)) or views[-1])
+    SAMTrainer(config, model)._sam_loss(model.calculate_loss)(next(iter(train)))
+    assert len(views) == 1  # drawn once, reused by the second pass
+
+
 @pytest.mark.parametrize("schedule, expected", [("constant", [0.4, 0.4]), ("linear", [0.2, 0.4]), ("cosine", [0.2, 0.4])])
 def test_rho_schedule(schedule, expected, tiny_config):
     config, (train, _, _) = prepare(tiny_config, train_scheme="sequence", rho=0.4, rho_schedule=schedule, epochs=2)

@@ -17,6 +17,7 @@ from torch import nn
 
 from recbole_sam.errors import ConfigError
 from recbole_sam.model.sasrec import SASRec
+from recbole_sam.rng import data_draw
 
 SIMILARITIES = ("dot", "cosine")
 
@@ -206,9 +207,8 @@ class CL4SRec(SASRec):
 
     def contrastive_loss(self, interaction):
         """InfoNCE between two augmented views of each sequence (the batch is left untouched)."""
-        seq1, len1, seq2, len2, _, _ = augment_pair(
-            interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], self._operators()
-        )
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        seq1, len1, seq2, len2, _, _ = data_draw(self, lambda: augment_pair(item_seq, item_seq_len, self._operators()))
         return info_nce(self.forward(seq1, len1), self.forward(seq2, len2), self.cl_temperature, self.cl_similarity)
 
     def calculate_loss(self, interaction):

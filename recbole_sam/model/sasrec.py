@@ -25,6 +25,7 @@ from recbole.model.sequential_recommender.sasrec import SASRec as RecBoleSASRec
 
 from recbole_sam.errors import ConfigError
 from recbole_sam.model.packing import pack
+from recbole_sam.rng import data_draw
 
 FUSED_ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu}
 
@@ -133,7 +134,7 @@ class SASRec(RecBoleSASRec):
             # Negatives are drawn in the padded layout either way, so packing changes no draw.
             negatives = None
             if self.loss_type != "CE":
-                negatives = self.sample_negatives(item_seq, interaction[self.USER_ID])[position]
+                negatives = data_draw(self, lambda: self.sample_negatives(item_seq, interaction[self.USER_ID]))[position]
             if self.pack_sequences:
                 hidden = self.encode_packed(item_seq, item_seq_len)
             else:
