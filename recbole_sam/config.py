@@ -37,6 +37,7 @@ CHOICES = {
     "sam_second_pass_draws": ("replay", "fresh_dropout", "fresh"),
     "neg_exclude": ("input", "user"),
     "rho_schedule": ("constant", "linear", "cosine"),
+    "eval_mask_value": ("exclude", "zero"),
 }
 BOOLEANS = (
     "position_from_prediction",

@@ -13,8 +13,11 @@ even when the user had it before.
 numbers when each ranked row has one target, as in sequential full ranking: RecBole builds a
 dense [users x items] 0/1 matrix of positives and sums it, which took longer than scoring.
 
-Properties: ``eval_mask_history`` (mask or not) and ``eval_report_both`` (also compute the
-other variant from the same scores; its metrics get the prefix ``unmasked_`` or ``masked_``).
+Properties: ``eval_mask_history`` (mask or not), ``eval_mask_value`` (``exclude``: history items
+at -inf, the target kept; ``zero``: the reference code's ``rating_pred[train_matrix > 0] = 0``,
+which also zeroes a target that repeats a history item, and ranks history items above every
+item the model scores below 0) and ``eval_report_both`` (also compute the other variant from the
+same scores; its metrics get the prefix ``unmasked_`` or ``masked_``).
 """
 
 import numpy as np
@@ -47,6 +50,7 @@ class HistoryMaskedEvalMixin:
         super().__init__(config, model)
         self.eval_collector = OneTargetCollector(config)
         self.mask_history = bool(config["eval_mask_history"])
+        self.mask_value = config["eval_mask_value"] or "exclude"
         self.report_both = bool(config["eval_report_both"])
         self._other_collector = OneTargetCollector(config) if self.report_both else None
         self._eval_dataset = None
@@ -77,11 +81,15 @@ class HistoryMaskedEvalMixin:
         return interaction, masked if self.mask_history else scores, positive_u, positive_i
 
     def _mask_history(self, scores, interaction, positive_u, positive_i):
-        """``scores`` with each user's history items at -inf and the targets kept (in place,
-        unless the unmasked scores are still needed)."""
+        """``scores`` with each user's history items at -inf and the targets kept
+        (``eval_mask_value: exclude``), or with all of them at 0 (``zero``); in place, unless
+        the unmasked scores are still needed."""
         dataset = self._eval_dataset
         rows, items = dataset.user_sequences.history(interaction[dataset.uid_field], dataset.split_index)
         masked = scores.clone() if not self.mask_history else scores
+        if self.mask_value == "zero":
+            masked[rows.to(scores.device), items.to(scores.device)] = 0
+            return masked
         target_scores = scores[positive_u, positive_i].clone()
         masked[rows.to(scores.device), items.to(scores.device)] = -np.inf
         masked[positive_u, positive_i] = target_scores

@@ -46,6 +46,7 @@ def write_hand_made_dataset(root):
 
 
 def hand_made_config(tmp_path, tiny_config, **options):
+    defaults = dict(topk=[1, 2], valid_metric="NDCG@2", train_scheme="sequence")
     return dict(
         tiny_config,
         data_path=write_hand_made_dataset(tmp_path / "data"),
@@ -53,10 +54,7 @@ def hand_made_config(tmp_path, tiny_config, **options):
         user_inter_num_interval="[0,inf)",
         item_inter_num_interval="[0,inf)",
         eval_args={"split": {"LS": "valid_and_test"}, "group_by": "user", "order": "TO", "mode": "full"},
-        topk=[1, 2],
-        valid_metric="NDCG@2",
-        train_scheme="sequence",
-        **options,
+        **dict(defaults, **options),
     )
 
 
@@ -83,6 +81,27 @@ def test_masked_evaluation_excludes_history_items_and_matches_a_hand_computation
     # Unmasked: each target ranks second: HR@1 = 0, HR@2 = 1, NDCG@2 = 1 / log2(3).
     assert result["unmasked_hit@1"] == 0.0 and result["unmasked_hit@2"] == 1.0
     assert result["unmasked_ndcg@2"] == pytest.approx(1 / math.log2(3), abs=1e-4)
+
+
+@pytest.mark.parametrize("mask_value, expected", [("exclude", {"hit@1": 0.5, "hit@2": 1.0}), ("zero", {"hit@3": 0.5, "hit@4": 0.5})])
+def test_eval_mask_value_on_a_target_that_repeats_a_history_item(mask_value, expected, tmp_path, tiny_config, monkeypatch):
+    """u1's test target b repeats a history item; u2's target c scores below 0. By hand:
+    scores a 10, b 5, c -0.2, g -0.5, f -1.
+    exclude (history -inf, target kept): u1 ranks b 1st; u2's history f, a, g go, b stays above c: 2nd.
+    zero (history 0, the reference's rule): u1's c, a, b tie at 0 above g and f: b is 1st to 3rd;
+    u2's f, a, g at 0 and b at 5 rank above c: 5th. (Only tie-free cut-offs are asserted.)"""
+    monkeypatch.setitem(HAND_MADE, "u1", ["c", "a", "b", "b"])
+    monkeypatch.setitem(HAND_MADE, "u2", ["f", "a", "g", "c"])
+    options = dict(eval_mask_history=True, eval_mask_value=mask_value, topk=[1, 2, 3, 4], valid_metric="NDCG@4")
+    config, (train, valid, test) = prepare(hand_made_config(tmp_path, tiny_config, **options), dataset="hand")
+    dataset = train._dataset
+    model = SASRec(config, dataset)
+    raw = torch.full((dataset.item_num,), -1.0)
+    for item, score in {"a": 10.0, "b": 5.0, "c": -0.2, "g": -0.5}.items():
+        raw[int(dataset.token2id("item_id", item))] = score
+    model.full_sort_predict = lambda interaction: raw.repeat(len(interaction), 1)
+    result = PlainTrainer(config, model).evaluate(test, load_best_model=False)
+    assert {key: result[key] for key in expected} == expected
 
 
 def test_history_of_valid_and_test_rows_is_every_earlier_item(tmp_path, tiny_config):

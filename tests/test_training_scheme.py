@@ -70,6 +70,21 @@ def test_train_fraction_keeps_a_seeded_subset_and_leaves_valid_and_test_alone(ti
     assert set(zip(train["user_id"].tolist(), train["item_length"].tolist())) <= full_rows
 
 
+@pytest.mark.parametrize("scheme", ["sequence", "prefix"])
+def test_train_fraction_first_users_keeps_whole_sequences_of_the_first_users(scheme, tiny_config):
+    """ICLRec's --training_data_ratio: the first int(f * users) users' training data, whole;
+    valid and test untouched."""
+    _, full = prepare(dict(tiny_config, train_scheme=scheme))
+    _, part = prepare(dict(tiny_config, train_scheme=scheme, train_fraction=0.6, train_fraction_by="first_users"))
+    full_train, part_train = split_frames(full)[0], split_frames(part)[0]
+    users = torch.unique(full_train["user_id"])
+    kept = users[: int(0.6 * len(users))]  # RecBole's user ids follow the file's order
+    assert torch.equal(torch.unique(part_train["user_id"]), kept)
+    assert_same_interactions(part_train, full_train[torch.isin(full_train["user_id"], kept)])
+    for full_split, part_split in zip(split_frames(full)[1:], split_frames(part)[1:]):
+        assert_same_interactions(full_split, part_split)
+
+
 def test_trimmed_padding_gives_recboles_forward(tiny_config):
     config, data = prepare(dict(tiny_config, train_scheme="prefix"))
     init_seed(1, True)
@@ -131,6 +146,7 @@ def test_sequence_scheme_trains_every_loss(loss_type, tiny_config):
         ({"train_scheme": "window"}, "train_scheme: 'window' is not one of prefix, sequence"),
         ({"train_fraction": 0}, "train_fraction: must be a number in (0, 1], got 0"),
         ({"train_fraction": 1.5}, "train_fraction: must be a number in (0, 1], got 1.5"),
+        ({"train_fraction_by": "users"}, "train_fraction_by: 'users' is not one of random_rows, first_users"),
     ],
 )
 def test_bad_training_options(override, message, tiny_config):

@@ -4,8 +4,12 @@
   user's training sequence is one sample, with a loss at every position, instead of RecBole's
   one sample per prefix with a loss on its last position only. The same targets, about
   ``mean sequence length`` times fewer forward passes an epoch.
-- ``train_fraction: f`` (the paper's sparsity study): keep a seeded random fraction f of the
-  training samples.
+- ``train_fraction: f`` (the paper's sparsity study): keep a fraction f of the training data,
+  chosen by ``train_fraction_by``: ``random_rows`` (a seeded random fraction of the training
+  samples: of the prefixes, or under ``train_scheme: sequence`` of the users' sequences) or
+  ``first_users`` (the whole training sequences of the first ``int(f * users)`` users in the
+  dataset file's order, as ICLRec's ``--training_data_ratio`` takes ``user_seq[:int(len(user_seq)
+  * ratio)]``, the code of the SAMRec authors' lineage). Validation and test keep every user.
 
 Every split also carries what the paper-setting options need, computed once from all three
 splits before the training split is cut (``UserSequences``): each user's items in time order,
@@ -23,6 +27,7 @@ from recbole.utils import ModelType
 from recbole_sam.errors import ConfigError
 
 TRAIN_SCHEMES = ("prefix", "sequence")
+TRAIN_FRACTION_BY = ("random_rows", "first_users")
 
 
 class UserSequences:
@@ -107,10 +112,22 @@ class SAMSequentialDataset(SequentialDataset):
             rows = last_row_per_user(train.inter_feat[self.uid_field].numpy())
         fraction = self.config["train_fraction"]
         if fraction < 1:
-            rng = np.random.default_rng(self.config["seed"])
-            rows = np.sort(rng.choice(rows, size=max(1, round(fraction * len(rows))), replace=False))
+            user_ids = train.inter_feat[self.uid_field].numpy()
+            rows = fraction_of_rows(rows, user_ids, fraction, self.config["train_fraction_by"], self.config["seed"])
         train.inter_feat = train.inter_feat[rows]
         return [train, valid, test]
+
+
+def fraction_of_rows(rows, user_ids, fraction, by, seed):
+    """The kept training ``rows`` (sorted) for ``train_fraction``/``train_fraction_by``;
+    ``user_ids`` holds the user of every training row. RecBole numbers users in the order they
+    first appear in the file, so the first users are those with the smallest ids."""
+    if by == "first_users":
+        users = np.unique(user_ids[rows])
+        kept = users[: int(fraction * len(users))]
+        return rows[np.isin(user_ids[rows], kept)]
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(rows, size=max(1, round(fraction * len(rows))), replace=False))
 
 
 def last_row_per_user(user_ids):
@@ -129,6 +146,9 @@ def check_training_options(config):
     fraction = config["train_fraction"]
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ConfigError(f"train_fraction: must be a number in (0, 1], got {fraction!r}")
+    by = config["train_fraction_by"] or "random_rows"
+    if by not in TRAIN_FRACTION_BY:
+        raise ConfigError(f"train_fraction_by: {by!r} is not one of {', '.join(TRAIN_FRACTION_BY)}")
 
 
 def _options_on(config):
