@@ -32,11 +32,6 @@ def new_run_id(model, dataset):
     return f"{model}-{dataset}-{get_local_time()}-{uuid.uuid4().hex[:6]}"
 
 
-def unique_checkpoint_path(checkpoint_dir, model_name):
-    """``<dir>/<model>-<time>-<random>.pth``, a name no other run uses."""
-    return os.path.join(checkpoint_dir, f"{model_name}-{get_local_time()}-{uuid.uuid4().hex[:8]}.pth")
-
-
 def last_checkpoint_path(checkpoint_dir, run_id):
     return os.path.join(checkpoint_dir, f"{run_id}-last.pth")
 
