@@ -244,7 +244,7 @@ def make_record(run_id, settings, result, config=None, config_files=None, comman
         dict: the record, JSON-ready.
     """
     config_files = [str(file) for file in config_files or []]
-    record = {
+    record = {  # in the order of RECORD_KEYS
         "run_id": run_id,
         "settings": dict(settings),
         "config": dict(config or {}),
@@ -302,28 +302,16 @@ def read_record(path):
 
 
 def upgrade_record(stored):
-    """A record of any version in today's schema: the grids' records before files and digests
-    (``checkpoints``), and the command line's ``result.json`` before the one schema
-    (``model``, ``dataset``, ``best_epoch``, ``checkpoint`` at the top)."""
+    """A record in today's schema, whatever version wrote it: the grids' records before the one
+    schema have no ``files`` (``checkpoints``: the best and S3Rec's pre-trained model, when
+    kept), no digests, and, the oldest, no ``history`` or ``machine``."""
     record = {key: stored.get(key) for key in RECORD_KEYS}
-    files = dict(stored.get("files") or {})
-    if "checkpoints" in stored:  # grid records: [best model, S3Rec's pre-trained model]
-        kept = list(stored["checkpoints"])
-        files.update(checkpoint=kept[0] if kept else None, pretrained_checkpoint=kept[1] if len(kept) > 1 else None)
-    if "checkpoint" in stored:
-        files["checkpoint"] = stored["checkpoint"]
-    if "best_epoch" in stored and record["history"] is None:
-        record["history"] = {"best_epoch": stored["best_epoch"], "stopping_epoch": stored.get("stopping_epoch")}
+    kept = list(stored.get("checkpoints") or []) + [None, None]
+    files = stored.get("files") or {"checkpoint": kept[0], "pretrained_checkpoint": kept[1]}
     record["files"] = {key: files.get(key) for key in FILE_KEYS}
-    record["settings"] = dict(record["settings"] or {})
-    for key in ("model", "dataset"):
-        if key in stored and key not in record["settings"]:
-            record["settings"][key] = stored[key]
-    record["config"] = dict(record["config"] or {})
-    record["config_files"] = list(record["config_files"] or [])
+    record["config"] = record["config"] or {}
+    record["config_files"] = record["config_files"] or []
     record["config_digests"] = record["config_digests"] or {file: None for file in record["config_files"]}
-    for key in ("best_valid_result", "test_result"):
-        record[key] = dict(record[key] or {})
     return record
 
 
