@@ -47,6 +47,13 @@ def test_cli_happy_path_prints_valid_and_test_metrics(tiny_config):
     assert "model: unknown key" not in done.stderr and "dataset: unknown key" not in done.stderr
 
 
+def test_model_and_dataset_are_known_keys_even_when_strict(capsys):
+    from recbole_sam.config import check_known_keys
+
+    check_known_keys({"model": "S3Rec", "dataset": "ml-100k", "strict": True})  # config files and config_dict may set them
+    assert capsys.readouterr().err == ""
+
+
 def test_cli_bad_input_is_one_line_without_traceback(tiny_config):
     command = [sys.executable, str(REPO / "run_recbole_sam.py"), "--rho", "-1", *cli_args(tiny_config)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -114,7 +114,7 @@ def test_repeated_runs_are_dropped_and_clashing_names_refused():
 # Records and resuming
 
 
-def test_each_run_writes_one_record_and_a_second_invocation_runs_nothing(tmp_path):
+def test_each_run_writes_one_record_and_a_second_invocation_runs_nothing(tmp_path, capsys):
     runs = runner.expand_grid(runner.rho_arms([0.5]), ["ml-100k"], [1, 2])
     fake = FakeRun()
     common = {"epochs": "3", "state": "WARNING"}
@@ -140,9 +140,11 @@ def test_each_run_writes_one_record_and_a_second_invocation_runs_nothing(tmp_pat
     assert {"cpu_count", "torch", "threads"} <= set(stored["machine"])
     assert list(stored) == list(RECORD_KEYS) and stored["config_digests"] == {"a.yaml": None}  # the one schema
 
+    capsys.readouterr()
     again = FakeRun()
     assert runner.run_grid(runs, "exp", dict(common, state="INFO"), ["a.yaml"], run_fn=again) == records
     assert again.calls == []
+    assert "exp: 4 of 4 runs have a record already (skipped); 0 to run" in capsys.readouterr().out
     assert load_records("exp/runs") == sorted(records, key=lambda r: r["run_id"])
     assert load_records("exp/runs", [runs[3].run_id]) == [records[3]]
 
@@ -329,6 +331,8 @@ def test_sparsity_and_table_commands_write_their_outputs():
     cli.main(["table", "--models", "SASRec", "S3Rec", "--no-progress"], run_fn=FakeRun())  # default --out
     md = Path("runs/table/results.md").read_text()
     assert "| S3Rec+SAM | 1 |" in md and "| SAMRec | 1 |" in md
+    assert md.startswith("# SASRec, S3Rec with and without SAM")  # the models that ran, not CL4SRec
+    assert "Hit epoch cap: how many of the n runs trained for all their epochs" in md
     assert not list(Path("runs/table").glob("*.png"))
 
 
@@ -343,6 +347,7 @@ def test_sparsity_and_table_commands_write_their_outputs():
         (["table", "--set", "seed=3"], "error: set: seed is set by the table grid itself"),
         (["rho", "--set", "rho=3"], "error: set: rho is set by the rho grid itself"),
         (["table", "--set", "epochs"], "error: set: 'epochs' is not KEY=VALUE"),
+        (["table", "--set", "epochs=__import__('os')"], "error: epochs: \"__import__('os')\" is not a value (a call)"),
         (["table", "--epochs", "2", "--set", "epochs=3"], "error: set: epochs is also given as --epochs"),
         (["table", "--epochs", "0"], "error: argument --epochs: must be an integer >= 1, got '0'"),
         (["table", "--config-files", "missing.yaml"], "error: config_files: cannot read 'missing.yaml'"),

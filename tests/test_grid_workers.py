@@ -146,3 +146,13 @@ def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_re
     before = {path: path.stat().st_mtime_ns for path in Path("v/ml-100k/BCE/runs").iterdir()}
     assert verdict.run_verdict("ml-100k", "v", **options) == {"BCE": 0.1}
     assert {path: path.stat().st_mtime_ns for path in Path("v/ml-100k/BCE/runs").iterdir()} == before
+
+
+def test_a_local_ray_starts_its_workers_at_the_callers_priority(monkeypatch):
+    started = []
+    monkeypatch.delenv(executor.NICENESS_VARIABLE, raising=False)
+    monkeypatch.setattr(executor.ray_compat, "connect", lambda address, num_cpus: started.append(num_cpus) or True)
+    assert executor.start_ray(None, 2) and started == [2]
+    import os
+
+    assert os.environ[executor.NICENESS_VARIABLE] == str(os.nice(0))  # Ray's default would be 15

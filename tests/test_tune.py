@@ -282,7 +282,8 @@ def test_search_from_the_command_line_writes_the_table_and_a_best_yaml_that_trai
     assert stored["rho"] == best["params"]["rho"] and stored["model"] == "SASRec"
     from recbole_sam.cli import main as train_main
 
-    result = train_main([f"--config_files={folder / 'best.yaml'}"])  # python run_recbole_sam.py --config_files=best.yaml
+    # python run_recbole_sam.py --config_files=best.yaml: its model and dataset are no unknown keys, even --strict
+    result = train_main([f"--config_files={folder / 'best.yaml'}", "--strict"])
     assert result["history"]["epochs"] == TINY_CONFIG["epochs"] and set(result["test_result"]) == {"hit@10", "ndcg@10"}
 
 
