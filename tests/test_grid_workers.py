@@ -127,7 +127,12 @@ def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_re
 
     ray.cloudpickle.register_pickle_by_value(__import__(__name__))  # the workers cannot import tests/
     options = dict(backbones=["BCE"], rhos=[0.1, 1.0], seeds=[2, 3], settings={"epochs": 4}, workers=2, run_fn=fake_verdict_run)
-    chosen = verdict.run_verdict("ml-100k", "v", **options, command="python run_experiments.py verdict")
+    # A deadline already passed starts nothing, and keeps nothing half done.
+    assert verdict.run_verdict("ml-100k", "v", **options, deadline=0) == {}
+    assert not list(Path("v").rglob("*.json"))
+
+    command = "python run_experiments.py verdict"
+    chosen = verdict.run_verdict("ml-100k", "v", **options, command=command, archive="records.tar.gz")
     assert chosen == {"BCE": 0.1}
 
     records = load_records("v/ml-100k/BCE/runs")
@@ -141,6 +146,10 @@ def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_re
         assert list(record) == list(RECORD_KEYS) and record["config"]["epochs"] == 4
         assert record["command"] == "python run_experiments.py verdict" and record["history"]["best_epoch"] == 1
     assert not Path("v/ml-100k/BCE/saved").exists()
+    import tarfile
+
+    with tarfile.open("records.tar.gz") as archive:  # the records, as laid out under --out
+        assert sorted(archive.getnames()) == sorted(["ml-100k/BCE/runs"] + [f"ml-100k/BCE/runs/{name}.json" for name in names])
 
     # Resumable as the grids are: the same call finds every record and trains nothing.
     before = {path: path.stat().st_mtime_ns for path in Path("v/ml-100k/BCE/runs").iterdir()}
