@@ -6,9 +6,12 @@
     python run_experiments.py table --datasets Beauty --data-path dataset/ --set pretrain_epochs=100
     python run_experiments.py rho --seeds 1 2 3 --workers 2                        # 2 runs at once, as Ray tasks
     python run_experiments.py rho --seeds 1 2 3 --workers 8 --address auto        # on a running Ray cluster
+    python run_experiments.py verdict --dataset ml-100k --workers 2                # does SAM help SASRec? (+ verdict-report)
+    python run_experiments.py ablation --dataset ml-100k --seeds 2 3 4             # the corrections (+ ablation-report)
 
-Each finished run is a JSON record in <out>/runs/ (default out: runs/<subcommand>); the same
-command again skips them. Then <out>/results.csv, results.md and, for rho and sparsity, a PNG.
+Each finished run is a JSON record in <out>/runs/ (default out: runs/<subcommand>; the verdict's
+and the ablation's: <out>/<dataset>/<backbone or correction>/runs/); the same command again skips
+them. Then <out>/results.csv, results.md and, for rho and sparsity, a PNG.
 """
 
 from recbole_sam.experiments.cli import main

@@ -1,5 +1,6 @@
 """Write files so that a crash or an interruption never leaves a half-written one behind."""
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -26,3 +27,13 @@ def write_atomically(target, save):
     finally:
         if partial.exists():
             partial.unlink()
+
+
+def write_text(target, text):
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    write_atomically(target, lambda path: Path(path).write_text(text, encoding="utf-8"))
+
+
+def write_json(target, data, indent=2):
+    """Write ``data`` as JSON to ``target`` atomically; values JSON cannot hold are written as text."""
+    write_text(target, json.dumps(data, indent=indent, default=str))

@@ -21,6 +21,7 @@ from recbole.utils import get_local_time, set_color
 from recbole_sam.atomic import write_atomically
 from recbole_sam.compat import trusted_torch_load
 from recbole_sam.errors import ConfigError
+from recbole_sam.rng import RandomDraws
 
 # A side file (atomic.write_atomically) untouched this long belongs to a killed process.
 ORPHAN_AGE_S = 3600
@@ -30,11 +31,6 @@ def new_run_id(model, dataset):
     """``<model>-<dataset>-<time>-<random>``: RecBole names by the second, so two runs started
     in the same second would share files."""
     return f"{model}-{dataset}-{get_local_time()}-{uuid.uuid4().hex[:6]}"
-
-
-def unique_checkpoint_path(checkpoint_dir, model_name):
-    """``<dir>/<model>-<time>-<random>.pth``, a name no other run uses."""
-    return os.path.join(checkpoint_dir, f"{model_name}-{get_local_time()}-{uuid.uuid4().hex[:8]}.pth")
 
 
 def last_checkpoint_path(checkpoint_dir, run_id):
@@ -91,11 +87,9 @@ def remove_orphaned_partials(checkpoint_dir, max_age_s=ORPHAN_AGE_S):
 
 
 def capture_random_state(train_data=None):
-    """Every generator the next epoch draws from: Python's, NumPy's, torch's, and the training
-    dataloader's own shuffling generator."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_initialized():  # a CPU run on a GPU machine leaves CUDA unstarted
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    """Every generator the next epoch draws from: the global ones (``rng.RandomDraws``: Python's,
+    NumPy's, torch's) and the training dataloader's own shuffling generator."""
+    state = dict(vars(RandomDraws()))
     if getattr(train_data, "generator", None) is not None:
         state["loader"] = train_data.generator.get_state()
     return state

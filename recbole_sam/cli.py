@@ -3,32 +3,12 @@
 
 import argparse
 import re
+import shlex
 
 from recbole_sam.errors import ConfigError, exit_on_user_error
+from recbole_sam.literals import parse_overrides
 
 DEFAULT_MODEL, DEFAULT_DATASET = "SASRec", "ml-100k"
-
-
-def parse_overrides(args):
-    """``['--epochs=3', '--learning_rate', '0.01']`` -> ``{'epochs': '3', 'learning_rate': '0.01'}``.
-
-    Values stay strings; ``SAMConfig`` reads them as literals (``recbole_sam.literals``).
-
-    Raises:
-        ConfigError: an argument that is not ``--key=value`` or ``--key value``.
-    """
-    overrides, rest = {}, list(args)
-    while rest:
-        arg = rest.pop(0)
-        if not arg.startswith("--") or len(arg) == 2:
-            raise ConfigError(f"command line: unexpected argument {arg!r} (allowed: --key=value or --key value)")
-        key, has_value, value = arg[2:].partition("=")
-        if not has_value:
-            if not rest or rest[0].startswith("--"):
-                raise ConfigError(f"command line: --{key} needs a value (allowed: --{key}=VALUE or --{key} VALUE)")
-            value = rest.pop(0)
-        overrides[key] = value
-    return overrides
 
 
 def _options_help():
@@ -91,8 +71,9 @@ def main(argv=None):
 
         return tune_main(argv[1:])
     args, unknown = build_parser().parse_known_args(argv)
+    command = shlex.join(["python", "run_recbole_sam.py", *argv])
     with exit_on_user_error():
-        result = _train(args, parse_overrides(unknown))
+        result = _train(args, parse_overrides(unknown), command)
     print(f"best valid: {dict(result['best_valid_result'] or {})}")
     print(f"test result: {dict(result['test_result'] or {})}")
     if result.get("checkpoint"):
@@ -115,7 +96,7 @@ def _set_in_files(config_files, key):
     return False
 
 
-def _train(args, overrides):
+def _train(args, overrides, command=""):
     for key in ("trainer", "rho", "sam_variant"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
@@ -135,5 +116,5 @@ def _train(args, overrides):
 
     return run_recbole_sam(
         model, dataset, config_file_list=config_files, config_dict=overrides, saved=not args.no_save,
-        resume_from=resume_from, verbose=args.verbose,
+        resume_from=resume_from, verbose=args.verbose, command=command,
     )

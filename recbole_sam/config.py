@@ -15,7 +15,6 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-import torch
 import yaml
 import recbole
 from recbole.config import Config
@@ -25,7 +24,7 @@ from recbole.utils import argument_list
 from recbole_sam.data.dataset import check_training_options
 from recbole_sam.errors import ConfigError
 from recbole_sam.literals import parse_literal
-from recbole_sam.optim import SAM, LookSAM
+from recbole_sam.optim import BASE_OPTIMIZERS
 from recbole_sam.registry import get_model
 
 TRAINERS = ("sam", "plain")
@@ -47,15 +46,6 @@ BOOLEANS = (
     "eval_mask_history",
     "eval_report_both",
 )
-# RecBole's ``learner`` names that SAM can wrap; sparse_adam is left out on purpose, its
-# sparse gradients have no norm over all parameters to ascend along.
-BASE_OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "adagrad": torch.optim.Adagrad,
-    "rmsprop": torch.optim.RMSprop,
-}
 
 
 def properties_dir():
@@ -346,15 +336,11 @@ def _check_needed_columns(config, inter_file):
     )
 
 
-# Keys that steer a run but have no default in any property file (none today: strict is in overall.yaml).
-RUN_KEYS = ()
-
-
 @lru_cache(maxsize=None)
 def _property_file_keys():
     recbole_properties = Path(recbole.__file__).resolve().parent / "properties"
     files = [f for f in recbole_properties.rglob("*.yaml") if "url" not in f.name] + list(properties_dir().rglob("*.yaml"))
-    keys = set(RUN_KEYS)
+    keys = {"model", "dataset"}  # set in config files (a search's best.yaml) and config_dict too
     for names in (argument_list.general_arguments, argument_list.training_arguments):
         keys.update(names)
     keys.update(argument_list.evaluation_arguments + argument_list.dataset_arguments)
@@ -396,26 +382,3 @@ def check_known_keys(settings, extra_files=()):
             raise ConfigError(message + " (strict: unknown keys are errors)")
         print(f"warning: {message} (--strict makes this an error)", file=sys.stderr)
 
-
-def build_sam_optimizer(params, config, learner, learning_rate, weight_decay):
-    """The SAM optimizer that ``sam_variant`` names, around RecBole's ``learner``.
-
-    Args:
-        params: the parameters to optimise.
-        config (Config): supplies rho, sam_variant, sam_interval, looksam_alpha and asam_eta.
-        learner (str): RecBole's optimizer name (adam, adamw, sgd, adagrad, rmsprop).
-        learning_rate (float): the base optimizer's learning rate.
-        weight_decay (float): the base optimizer's weight decay.
-
-    Returns:
-        SAM: a ``SAM`` or ``LookSAM`` instance.
-    """
-    base = BASE_OPTIMIZERS.get(str(learner).lower())
-    if base is None:
-        raise ConfigError(f"learner: {learner!r} cannot be wrapped by SAM; allowed: {', '.join(BASE_OPTIMIZERS)}")
-    common = dict(
-        rho=config["rho"], eta=config["asam_eta"], interval=config["sam_interval"], lr=learning_rate, weight_decay=weight_decay
-    )
-    if config["sam_variant"] == "looksam":
-        return LookSAM(params, base, alpha=config["looksam_alpha"], **common)
-    return SAM(params, base, adaptive=config["sam_variant"] == "asam", **common)

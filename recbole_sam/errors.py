@@ -1,5 +1,6 @@
 """The exception types for bad user input and interruptions, and how the command lines report them."""
 
+import argparse
 import signal
 import sys
 from contextlib import contextmanager
@@ -12,6 +13,13 @@ class ConfigError(ValueError):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a run; the message says how to resume it."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one line, ``error: ...``, and exit code 2, as in the rest of recbole-sam."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
 
 
 def _terminate(signum, frame):

@@ -115,3 +115,47 @@ def _what(node):
         if isinstance(node, kind):
             return what
     return re.sub(r"(?<!^)(?=[A-Z])", " ", type(node).__name__).lower()
+
+
+def parse_overrides(args):
+    """``['--epochs=3', '--learning_rate', '0.01']`` -> ``{'epochs': '3', 'learning_rate': '0.01'}``.
+
+    Values stay strings; ``SAMConfig`` reads them with ``parse_literal``.
+
+    Raises:
+        ConfigError: an argument that is not ``--key=value`` or ``--key value``.
+    """
+    overrides, rest = {}, list(args)
+    while rest:
+        arg = rest.pop(0)
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"command line: unexpected argument {arg!r} (allowed: --key=value or --key value)")
+        key, has_value, value = arg[2:].partition("=")
+        if not has_value:
+            if not rest or rest[0].startswith("--"):
+                raise ConfigError(f"command line: --{key} needs a value (allowed: --{key}=VALUE or --{key} VALUE)")
+            value = rest.pop(0)
+        overrides[key] = value
+    return overrides
+
+
+def parse_settings(items, option="set"):
+    """``['hidden_size=16', 'neg_exclude=user']`` -> ``{'hidden_size': 16, 'neg_exclude': 'user'}``.
+
+    Args:
+        items (list of str): ``KEY=VALUE`` strings (e.g. repeated ``--set`` options).
+        option (str): the option's name, for the error message.
+
+    Returns:
+        dict: the keys with their values read by ``parse_literal``.
+
+    Raises:
+        ConfigError: an item that is not ``KEY=VALUE``, or a value that looks like code.
+    """
+    settings = {}
+    for item in items:
+        key, has_value, value = item.partition("=")
+        if not has_value or not key:
+            raise ConfigError(f"{option}: {item!r} is not KEY=VALUE")
+        settings[key] = parse_literal(key, value)
+    return settings

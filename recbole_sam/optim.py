@@ -20,7 +20,7 @@ import warnings
 
 import torch
 
-__all__ = ["SAM", "LookSAM"]
+__all__ = ["SAM", "LookSAM", "BASE_OPTIMIZERS", "build_sam_optimizer"]
 
 
 def _check_number(name, value, low, low_inclusive=False):
@@ -221,3 +221,41 @@ class LookSAM(SAM):
         for p, g_v in zip(params, state_dict.get("g_v", [])):
             if g_v is not None:
                 self.state[p]["g_v"] = g_v.to(p.device)
+
+
+# RecBole's ``learner`` names that SAM can wrap; sparse_adam is left out on purpose, its
+# sparse gradients have no norm over all parameters to ascend along.
+BASE_OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "adagrad": torch.optim.Adagrad,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+def build_sam_optimizer(params, config, learner, learning_rate, weight_decay):
+    """The SAM optimizer that ``sam_variant`` names, around RecBole's ``learner``.
+
+    Args:
+        params: the parameters to optimise.
+        config (Mapping): supplies rho, sam_variant, sam_interval, looksam_alpha and asam_eta.
+        learner (str): RecBole's optimizer name (adam, adamw, sgd, adagrad, rmsprop).
+        learning_rate (float): the base optimizer's learning rate.
+        weight_decay (float): the base optimizer's weight decay.
+
+    Returns:
+        SAM: a ``SAM`` or ``LookSAM`` instance.
+
+    Raises:
+        ValueError: a learner SAM cannot wrap (the config's checks refuse it earlier).
+    """
+    base = BASE_OPTIMIZERS.get(str(learner).lower())
+    if base is None:
+        raise ValueError(f"learner: {learner!r} cannot be wrapped by SAM; allowed: {', '.join(BASE_OPTIMIZERS)}")
+    common = dict(
+        rho=config["rho"], eta=config["asam_eta"], interval=config["sam_interval"], lr=learning_rate, weight_decay=weight_decay
+    )
+    if config["sam_variant"] == "looksam":
+        return LookSAM(params, base, alpha=config["looksam_alpha"], **common)
+    return SAM(params, base, adaptive=config["sam_variant"] == "asam", **common)

@@ -11,8 +11,8 @@ from recbole.trainer import S3RecTrainer, Trainer
 from recbole.utils import set_color
 
 from recbole_sam.checkpoint import SafeCheckpointMixin
-from recbole_sam.config import build_sam_optimizer
 from recbole_sam.evaluation import HistoryMaskedEvalMixin
+from recbole_sam.optim import build_sam_optimizer
 from recbole_sam.rng import DataDraws, RandomDraws
 
 

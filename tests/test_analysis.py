@@ -19,7 +19,7 @@ from recbole_sam.analysis.landscape import (
     loss_grid,
     model_landscape,
 )
-from recbole_sam.analysis.loading import build_config, load_checkpoint
+from recbole_sam.loading import build_config, load_checkpoint
 from recbole_sam.analysis.objective import BatchLoss, sample_batches, seed_all
 from recbole_sam.analysis.plots import plot_contours, plot_surfaces
 from recbole_sam.analysis.sharpness import hessian_trace, model_sharpness, rho_sharpness, top_hessian_eigenvalue

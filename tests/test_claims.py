@@ -6,6 +6,8 @@ import json
 import pytest
 
 from recbole_sam.experiments import claims
+from recbole_sam.experiments.paired import choose_rho
+from recbole_sam.run import load_records
 
 
 def write_record(folder, trainer, seed, hit, valid=0.1, rho=None, **settings):
@@ -53,7 +55,7 @@ def test_a_claim_holds_when_every_interval_is_above_zero_and_rho_is_chosen_on_va
         write_record(folder, "sam", seed, 0.0, rho=0.01)
     row = claims.measure(claims.Claim("c", "", "f"), tmp_path)
     assert row["rho"] is None  # the selection grid is incomplete: no rho* yet
-    rho = claims.choose_rho(claims.load_records(folder), rhos=(0.01, 0.03))
+    rho = choose_rho(load_records(folder / "runs"), "ndcg@20", (0.01, 0.03))
     assert rho == 0.03
     chosen = claims.measure(claims.Claim("c", "", "f", rho=rho), tmp_path)
     assert chosen["pairs"] == 3 and chosen["verdict"] == "holds"

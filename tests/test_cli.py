@@ -1,6 +1,5 @@
 """The command line and the configuration: the happy path, RecBole's traps, and every bad input."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,9 @@ import pytest
 import torch
 
 import recbole_sam.quick_start
-from recbole_sam.cli import main, parse_overrides
+from recbole_sam.cli import main
+from recbole_sam.literals import parse_overrides
+from recbole_sam.run import RECORD_KEYS, load_records
 from recbole_sam.config import SAMConfig
 from recbole_sam.errors import ConfigError
 
@@ -37,9 +38,20 @@ def test_cli_happy_path_prints_valid_and_test_metrics(tiny_config):
     assert "Hyper Parameters" in (Path("log") / "SASRec" / f"{run_id}.log").read_text()
     assert os.listdir("log_tensorboard") == [run_id]
     assert sorted(os.listdir("saved")) == [f"{run_id}.pth", f"{run_id}.result.json"]
-    result = json.loads((Path("saved") / f"{run_id}.result.json").read_text())
-    assert result["best_epoch"] == 0 and set(result["test_result"]) == {"hit@10", "ndcg@10"}
-    assert result["settings"]["rho"] == 0.1
+    (result,) = load_records("saved")  # the run's record, in the one schema
+    assert list(result) == list(RECORD_KEYS) and result["run_id"] == run_id
+    assert result["history"]["best_epoch"] == 0 and set(result["test_result"]) == {"hit@10", "ndcg@10"}
+    assert result["settings"] == {"dataset": "ml-100k", "model": "SASRec", "trainer": "sam", "seed": tiny_config["seed"]}
+    assert result["config"]["rho"] == 0.1 and result["command"].startswith("python run_recbole_sam.py --model SASRec")
+    assert result["files"]["log"] == str((Path("log") / "SASRec" / f"{run_id}.log").resolve())
+    assert "model: unknown key" not in done.stderr and "dataset: unknown key" not in done.stderr
+
+
+def test_model_and_dataset_are_known_keys_even_when_strict(capsys):
+    from recbole_sam.config import check_known_keys
+
+    check_known_keys({"model": "S3Rec", "dataset": "ml-100k", "strict": True})  # config files and config_dict may set them
+    assert capsys.readouterr().err == ""
 
 
 def test_cli_bad_input_is_one_line_without_traceback(tiny_config):
@@ -90,7 +102,8 @@ def test_each_bad_input_names_the_key_and_allowed_values(argv, expected, tiny_co
 def test_cli_passes_config_files_in_order_and_overrides(monkeypatch):
     seen = {}
 
-    def fake_run(model, dataset, config_file_list=None, config_dict=None, saved=True, resume_from=None, verbose=False):
+    def fake_run(model, dataset, config_file_list=None, config_dict=None, saved=True, resume_from=None, verbose=False,
+                 command=""):  # fmt: skip
         seen.update(model=model, dataset=dataset, files=config_file_list, overrides=config_dict, saved=saved)
         return {"best_valid_result": {}, "test_result": {}}
 

@@ -17,6 +17,7 @@ from conftest import TINY_CONFIG
 from recbole_sam.errors import ConfigError
 from recbole_sam.experiments import cli, report, runner
 from recbole_sam.experiments.plots import plot_rho, plot_sparsity
+from recbole_sam.run import RECORD_KEYS, load_records
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -113,7 +114,7 @@ def test_repeated_runs_are_dropped_and_clashing_names_refused():
 # Records and resuming
 
 
-def test_each_run_writes_one_record_and_a_second_invocation_runs_nothing(tmp_path):
+def test_each_run_writes_one_record_and_a_second_invocation_runs_nothing(tmp_path, capsys):
     runs = runner.expand_grid(runner.rho_arms([0.5]), ["ml-100k"], [1, 2])
     fake = FakeRun()
     common = {"epochs": "3", "state": "WARNING"}
@@ -135,21 +136,24 @@ def test_each_run_writes_one_record_and_a_second_invocation_runs_nothing(tmp_pat
     assert stored["best_valid_result"]["hit@10"] == pytest.approx(0.066)
     assert stored["command"] == "python run_experiments.py rho"
     assert stored["config"] == common and stored["config_files"] == ["a.yaml"]
-    assert stored["seconds"] >= 0 and "checkpoints" not in stored
+    assert stored["seconds"] >= 0 and stored["files"]["checkpoint"] is None
     assert {"cpu_count", "torch", "threads"} <= set(stored["machine"])
+    assert list(stored) == list(RECORD_KEYS) and stored["config_digests"] == {"a.yaml": None}  # the one schema
 
+    capsys.readouterr()
     again = FakeRun()
     assert runner.run_grid(runs, "exp", dict(common, state="INFO"), ["a.yaml"], run_fn=again) == records
     assert again.calls == []
-    assert report.load_runs("exp/runs") == sorted(records, key=lambda r: r["run_id"])
-    assert report.load_runs("exp/runs", [runs[3].run_id]) == [records[3]]
+    assert "exp: 4 of 4 runs have a record already (skipped); 0 to run" in capsys.readouterr().out
+    assert load_records("exp/runs") == sorted(records, key=lambda r: r["run_id"])
+    assert load_records("exp/runs", [runs[3].run_id]) == [records[3]]
 
 
 def test_keep_checkpoints_keeps_and_lists_them():
     runs = runner.expand_grid(runner.table_arms(["SASRec"], ["sam"]), ["ml-100k"], [1])
     (stored,) = runner.run_grid(runs, "exp", run_fn=FakeRun(), keep_checkpoints=True)
-    assert stored["checkpoints"] == [str(Path("exp/saved/ml-100k_SASRec_sam_seed=1/SASRec-fake.pth"))]
-    assert Path(stored["checkpoints"][0]).read_bytes() == b"weights"
+    assert stored["files"]["checkpoint"] == str(Path("exp/saved/ml-100k_SASRec_sam_seed=1/SASRec-fake.pth"))
+    assert Path(stored["files"]["checkpoint"]).read_bytes() == b"weights"
 
 
 def test_an_interrupted_grid_keeps_finished_records_only_and_resumes():
@@ -327,6 +331,8 @@ def test_sparsity_and_table_commands_write_their_outputs():
     cli.main(["table", "--models", "SASRec", "S3Rec", "--no-progress"], run_fn=FakeRun())  # default --out
     md = Path("runs/table/results.md").read_text()
     assert "| S3Rec+SAM | 1 |" in md and "| SAMRec | 1 |" in md
+    assert md.startswith("# SASRec, S3Rec with and without SAM")  # the models that ran, not CL4SRec
+    assert "Hit epoch cap: how many of the n runs trained for all their epochs" in md
     assert not list(Path("runs/table").glob("*.png"))
 
 
@@ -341,6 +347,7 @@ def test_sparsity_and_table_commands_write_their_outputs():
         (["table", "--set", "seed=3"], "error: set: seed is set by the table grid itself"),
         (["rho", "--set", "rho=3"], "error: set: rho is set by the rho grid itself"),
         (["table", "--set", "epochs"], "error: set: 'epochs' is not KEY=VALUE"),
+        (["table", "--set", "epochs=__import__('os')"], "error: epochs: \"__import__('os')\" is not a value (a call)"),
         (["table", "--epochs", "2", "--set", "epochs=3"], "error: set: epochs is also given as --epochs"),
         (["table", "--epochs", "0"], "error: argument --epochs: must be an integer >= 1, got '0'"),
         (["table", "--config-files", "missing.yaml"], "error: config_files: cannot read 'missing.yaml'"),
@@ -397,7 +404,7 @@ def test_table_command_end_to_end_on_ml_100k():
     for stored in records.values():
         hit, ndcg = stored["test_result"]["hit@10"], stored["test_result"]["ndcg@10"]
         assert 0 <= ndcg <= hit <= 1 and set(stored["best_valid_result"]) == {"hit@10", "ndcg@10"}
-        assert stored["config"]["epochs"] == 1 and stored["config"]["hidden_size"] == "16"
+        assert stored["config"]["epochs"] == 1 and stored["config"]["hidden_size"] == 16  # --set values are literals
         assert stored["command"].startswith("python run_experiments.py table --models SASRec")
     assert any(stored["test_result"]["hit@10"] > 0 for stored in records.values())
     rows = list(csv.DictReader(open("exp/results.csv", encoding="utf-8")))

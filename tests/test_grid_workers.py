@@ -15,7 +15,7 @@ from recbole_sam.experiments import cli, runner  # noqa: E402
 from recbole_sam.tune import executor  # noqa: E402
 
 # What tells one execution from another (time, machine, threads): everything else must match.
-EXECUTION_ONLY = ("seconds", "finished", "machine", "command")
+EXECUTION_ONLY = ("seconds", "finished", "machine", "command", "files")
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,67 @@ def test_workers_and_address_are_checked_before_any_run(capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().startswith("error: address: cannot reach a Ray cluster at 127.0.0.1:1")
     assert runner is not None and not list(Path("exp").rglob("*.json"))
+
+
+# The verdict: the same records, on the same executor
+
+
+def fake_verdict_run(model, dataset, config_file_list, config_dict):
+    """A run_fn whose validation prefers rho 0.1 and whose test prefers rho 1: rho* must be 0.1."""
+    rho = config_dict.get("rho", 0.0) if config_dict["trainer"] == "sam" else 0.0
+    seed = config_dict["seed"]
+    valid = 0.2 - 0.05 * rho + 0.001 * seed
+    test = 0.1 + 0.05 * rho + 0.001 * seed
+    return {
+        "test_result": {"hit@10": test, "ndcg@10": test / 2},
+        "best_valid_result": {"hit@20": valid * 2, "ndcg@20": valid},
+        "history": {"curve": [], "best_epoch": 1, "stopping_epoch": 3, "epochs": 4, "hit_cap": False},
+    }
+
+
+def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_record(local_ray):
+    import ray.cloudpickle
+
+    from recbole_sam.experiments import verdict
+    from recbole_sam.run import RECORD_KEYS, load_records
+
+    ray.cloudpickle.register_pickle_by_value(__import__(__name__))  # the workers cannot import tests/
+    options = dict(backbones=["BCE"], rhos=[0.1, 1.0], seeds=[2, 3], settings={"epochs": 4}, workers=2, run_fn=fake_verdict_run)
+    # A deadline already passed starts nothing, and keeps nothing half done.
+    assert verdict.run_verdict("ml-100k", "v", **options, deadline=0) == {}
+    assert not list(Path("v").rglob("*.json"))
+
+    command = "python run_experiments.py verdict"
+    chosen = verdict.run_verdict("ml-100k", "v", **options, command=command, archive="records.tar.gz")
+    assert chosen == {"BCE": 0.1}
+
+    records = load_records("v/ml-100k/BCE/runs")
+    names = sorted(record["run_id"] for record in records)
+    assert names == sorted(
+        ["ml-100k_SASRec_plain_seed=1", "ml-100k_SASRec_sam_rho=0.1_seed=1", "ml-100k_SASRec_sam_rho=1.0_seed=1"]
+        + [f"ml-100k_SASRec_plain_seed={s}" for s in (2, 3)]
+        + [f"ml-100k_SASRec_sam_rho=0.1_seed={s}" for s in (2, 3)]
+    )
+    for record in records:  # the one schema: the same keys as the command line's and the grids' records
+        assert list(record) == list(RECORD_KEYS) and record["config"]["epochs"] == 4
+        assert record["command"] == "python run_experiments.py verdict" and record["history"]["best_epoch"] == 1
+    assert not Path("v/ml-100k/BCE/saved").exists()
+    import tarfile
+
+    with tarfile.open("records.tar.gz") as archive:  # the records, as laid out under --out
+        assert sorted(archive.getnames()) == sorted(["ml-100k/BCE/runs"] + [f"ml-100k/BCE/runs/{name}.json" for name in names])
+
+    # Resumable as the grids are: the same call finds every record and trains nothing.
+    before = {path: path.stat().st_mtime_ns for path in Path("v/ml-100k/BCE/runs").iterdir()}
+    assert verdict.run_verdict("ml-100k", "v", **options) == {"BCE": 0.1}
+    assert {path: path.stat().st_mtime_ns for path in Path("v/ml-100k/BCE/runs").iterdir()} == before
+
+
+def test_a_local_ray_starts_its_workers_at_the_callers_priority(monkeypatch):
+    started = []
+    monkeypatch.delenv(executor.NICENESS_VARIABLE, raising=False)
+    monkeypatch.setattr(executor.ray_compat, "connect", lambda address, num_cpus: started.append(num_cpus) or True)
+    assert executor.start_ray(None, 2) and started == [2]
+    import os
+
+    assert os.environ[executor.NICENESS_VARIABLE] == str(os.nice(0))  # Ray's default would be 15

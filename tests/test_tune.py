@@ -17,6 +17,7 @@ import yaml
 from conftest import TINY_CONFIG
 
 from recbole_sam.errors import ConfigError
+from recbole_sam.run import RECORD_KEYS, load_records
 from recbole_sam.tune import cli, params, ray_compat, run_search, space, trial
 from recbole_sam.tune.search import SearchInterrupted
 
@@ -175,11 +176,11 @@ def test_importing_the_tune_package_does_not_import_ray():
 
 
 def test_a_trial_reports_every_validation_and_never_evaluates_the_test_split(monkeypatch):
-    import recbole_sam.quick_start as quick_start
+    import recbole_sam.run as run
     from recbole.trainer import Trainer
 
     splits, evaluated = {}, []
-    prepare, evaluate = quick_start._prepare, Trainer.evaluate
+    prepare, evaluate = run.prepare, Trainer.evaluate
 
     def spy_prepare(config):
         trainer, train_data, valid_data, test_data = prepare(config)
@@ -190,12 +191,18 @@ def test_a_trial_reports_every_validation_and_never_evaluates_the_test_split(mon
         evaluated.append("test" if eval_data is splits["test"] else "valid" if eval_data is splits["valid"] else "?")
         return evaluate(self, eval_data, *args, **kwargs)
 
-    monkeypatch.setattr(quick_start, "_prepare", spy_prepare)
+    monkeypatch.setattr(run, "prepare", spy_prepare)
     monkeypatch.setattr(Trainer, "evaluate", spy_evaluate)
     reports = []
     base = {"model": "SASRec", "dataset": "ml-100k", "config_file_list": [], "config_dict": dict(TINY_CONFIG, epochs=3, stopping_step=5), "threads": 1}  # fmt: skip
-    trial.train_trial({"rho": 0.05}, base, report=reports.append)
+    record = trial.train_trial({"rho": 0.05}, base, report=reports.append)
 
+    # The trial's run record, in the one schema, in its folder; no test result, no last-epoch checkpoint.
+    (stored,) = load_records("saved")
+    assert list(stored) == list(RECORD_KEYS) and stored == record and stored["test_result"] == {}
+    assert stored["settings"] == {"dataset": "ml-100k", "model": "SASRec", "trainer": "sam", "seed": TINY_CONFIG["seed"], "rho": 0.05}
+    assert stored["history"]["best_epoch"] is not None and stored["files"]["log"].endswith(f"{stored['run_id']}.log")
+    assert list(Path("saved").glob("*-last.pth")) == []
     assert evaluated == ["valid"] * 3  # one validation an epoch, the test split never
     assert [report["epoch"] for report in reports] == [0, 1, 2]
     for report in reports:
@@ -260,7 +267,11 @@ def test_search_from_the_command_line_writes_the_table_and_a_best_yaml_that_trai
 
     best = json.loads((folder / "best.json").read_text())
     assert set(best["test_result"]) == {"hit@10", "ndcg@10"} and best["params"]["rho"] == out["best"]["params"]["rho"]
-    assert best["valid"]["ndcg@10"] == pytest.approx(float(rows[0]["valid_ndcg@10"]))
+    assert best["best_valid_result"]["ndcg@10"] == pytest.approx(float(rows[0]["valid_ndcg@10"]))
+    assert set(RECORD_KEYS) <= set(best) and best["settings"]["rho"] == best["params"]["rho"]  # the winner's record
+    assert list(folder.glob("train_*/saved/*-last.pth")) == []  # no trial keeps its last-epoch checkpoint
+    logs = list(folder.glob("train_*/log/SASRec/*.log"))
+    assert len(logs) == 2 and "None.log" not in {log.name for log in logs}  # each trial's log by its run id
     for png in ("curves.png", "params.png"):
         assert (folder / png).read_bytes()[:8] == PNG_SIGNATURE
     printed = capsys.readouterr().out
@@ -271,7 +282,8 @@ def test_search_from_the_command_line_writes_the_table_and_a_best_yaml_that_trai
     assert stored["rho"] == best["params"]["rho"] and stored["model"] == "SASRec"
     from recbole_sam.cli import main as train_main
 
-    result = train_main([f"--config_files={folder / 'best.yaml'}"])  # python run_recbole_sam.py --config_files=best.yaml
+    # python run_recbole_sam.py --config_files=best.yaml: its model and dataset are no unknown keys, even --strict
+    result = train_main([f"--config_files={folder / 'best.yaml'}", "--strict"])
     assert result["history"]["epochs"] == TINY_CONFIG["epochs"] and set(result["test_result"]) == {"hit@10", "ndcg@10"}
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from recbole.utils.case_study import full_sort_topk
 
-import recbole_sam.quick_start as quick_start
+import recbole_sam.run as run
 from recbole_sam.quick_start import load_data_and_model, run_recbole_sam
 
 RUNS = {
@@ -18,14 +18,14 @@ RUNS = {
 @pytest.mark.parametrize("model", list(RUNS))
 def test_loaded_model_recommends_what_the_trained_model_did(model, tiny_config, monkeypatch):
     trained = []
-    prepare = quick_start._prepare
+    prepare = run.prepare
 
     def keep_trainer(config, verbose=False):
         prepared = prepare(config, verbose)
         trained.append(prepared)
         return prepared
 
-    monkeypatch.setattr(quick_start, "_prepare", keep_trainer)
+    monkeypatch.setattr(run, "prepare", keep_trainer)
     result = run_recbole_sam(model, "ml-100k", config_dict=dict(tiny_config, epochs=1, **RUNS[model]))
     trainer, _, _, test_data = trained[-1]  # after evaluate(load_best_model=True): the best model
     users = [1, 2, 3]  # internal ids (0 is padding)

@@ -72,7 +72,7 @@ def test_an_interrupted_grid_run_goes_on_from_its_last_epoch(tiny_config, monkey
     (resumed,) = runner.run_grid(runs, "grid", dict(settings, state="ERROR", threads=1), progress=False)
 
     assert epochs_trained == [2, 3]  # not restarted
-    assert resumed["resumed_at_epoch"] == 2 and "resumed_at_epoch" not in uninterrupted
+    assert resumed["resumed_at_epoch"] == 2 and uninterrupted["resumed_at_epoch"] is None
     assert resumed["seconds"] > 0
     assert resumed["test_result"] == uninterrupted["test_result"]
     assert resumed["history"] == uninterrupted["history"]
@@ -92,7 +92,7 @@ def test_a_grid_run_left_by_other_settings_or_unreadable_starts_again(tiny_confi
 
     # Another learning rate: the old folder goes, and the run starts from epoch 0.
     (record,) = runner.run_grid(runs, "grid", dict(settings, learning_rate=0.002), progress=False)
-    assert "resumed_at_epoch" not in record and not os.path.exists(folder)
+    assert record["resumed_at_epoch"] is None and not os.path.exists(folder)
 
     # The same settings, but a checkpoint that cannot be read: the run starts again.
     os.remove("grid/runs/" + runs[0].run_id + ".json")
@@ -104,7 +104,7 @@ def test_a_grid_run_left_by_other_settings_or_unreadable_starts_again(tiny_confi
     with open(os.path.join(folder, last), "wb") as broken:
         broken.write(b"not a checkpoint")
     (record,) = runner.run_grid(runs, "grid", settings, progress=False)
-    assert "resumed_at_epoch" not in record and record["history"]["stopping_epoch"] == 2
+    assert record["resumed_at_epoch"] is None and record["history"]["stopping_epoch"] == 2
 
 
 def test_resume_latest_finds_the_unfinished_run_and_refuses_when_none(tiny_config, monkeypatch):

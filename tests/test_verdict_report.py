@@ -1,15 +1,18 @@
-"""The verdict's arithmetic (benchmarks/verdict_report.py, ablation_report.py): rho* is chosen on
-validation only, runs are paired by seed, and the 95% interval is the paired t-interval."""
+"""The verdict's arithmetic (recbole_sam.experiments.paired): rho* is chosen on validation only,
+runs are paired by seed, and the 95% interval is the paired t-interval; the reports made from
+the records in docs/runs/ are the tables of docs/results.md."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-import ablation_report  # noqa: E402
-import verdict_report  # noqa: E402
+from recbole_sam.experiments import paired as verdict_report
+from recbole_sam.experiments import verdict
+from recbole_sam.experiments.verdict_cli import main as verdict_main
+from recbole_sam.run import load_records
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def record(trainer, seed, valid, test_hit, rho=None, folder=None):
@@ -71,6 +74,28 @@ def test_ablation_rows_pair_the_arms_by_seed(tmp_path):
         record("plain", seed, 0.1, plain, folder=tmp_path / "left")
         record("sam", seed, 0.1, sam, folder=tmp_path / "left")
     record("plain", 5, 0.1, 0.9, folder=tmp_path / "left")  # no SAM arm: left out of the row
-    table = ablation_report.table(tmp_path)
+    table = verdict_report.ablation_table({"left": load_records(tmp_path / "left" / "runs")})
     (row,) = [line for line in table.splitlines() if line.startswith("| left |")]
     assert row.startswith("| left | 2, 3, 4 | 0.2000 | 0.2200 | +0.0200 [-0.0048, +0.0448] (+10.0%) |")
+
+
+def test_one_pair_has_no_interval():
+    assert verdict_report.paired_interval([0.1], [0.3]) == (pytest.approx(0.2), None)
+    assert verdict_report.paired([0.1], [0.3])[0] == "+0.2000 (one pair: no interval)"
+
+
+@pytest.mark.parametrize("dataset", ["ml-100k", "Beauty"])
+def test_the_verdict_tables_of_docs_results_md_regenerate_from_the_records(dataset, capsys):
+    verdict_main(["verdict-report", "--out", str(DOCS / "runs" / "verdict"), "--dataset", dataset])
+    tables = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert len(tables) > 20
+    published = (DOCS / "results.md").read_text(encoding="utf-8").splitlines()
+    assert [line for line in tables if line not in published] == []
+
+
+def test_the_ablation_table_of_docs_results_md_regenerates_from_the_records(capsys):
+    verdict_main(["ablation-report", "--out", str(DOCS / "runs" / "ablation"), "--dataset", "ml-100k"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in rows[1:]] == ["| " + name for name in verdict.ABLATIONS]
+    published = (DOCS / "results.md").read_text(encoding="utf-8").splitlines()
+    assert [line for line in rows if line not in published] == []

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from recbole_sam.atomic import write_atomically
-from recbole_sam.cli import parse_overrides
 from recbole_sam.errors import ConfigError, exit_on_user_error
+from recbole_sam.literals import parse_overrides
 from recbole_sam.threads import set_threads
 
 OVERRIDES_HELP = "Any other --key=value overrides a setting of every checkpoint's config, e.g. --use_gpu=False."
@@ -71,7 +71,7 @@ def _write_csv(path, labels, checkpoints, landscapes):
 
 def run_landscape(args, overrides):
     from recbole_sam.analysis.landscape import grid_coords, model_landscape
-    from recbole_sam.analysis.loading import load_checkpoint
+    from recbole_sam.loading import load_checkpoint
     from recbole_sam.analysis.plots import plot_contours, plot_surfaces  # matplotlib only for this command
 
     labels = _labels(args)
@@ -101,7 +101,7 @@ def run_landscape(args, overrides):
 
 
 def run_sharpness(args, overrides):
-    from recbole_sam.analysis.loading import load_checkpoint
+    from recbole_sam.loading import load_checkpoint
     from recbole_sam.analysis.sharpness import check_sharpness_options, model_sharpness
 
     labels = _labels(args)

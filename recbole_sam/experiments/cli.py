@@ -2,19 +2,20 @@
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from recbole_sam.atomic import write_atomically
-from recbole_sam.errors import ConfigError, Interrupted, exit_on_user_error
-from recbole_sam.experiments import report, runner
+from recbole_sam.atomic import write_atomically, write_text
+from recbole_sam.errors import ArgumentParser, ConfigError, Interrupted, exit_on_user_error
+from recbole_sam.experiments import report, runner, verdict_cli
+from recbole_sam.literals import parse_settings
+from recbole_sam.run import describe_machine, machine
 
 TITLES = {
-    "table": "SASRec, S3Rec, CL4SRec with and without SAM (Tables 1 and 2)",
+    "table": "{models} with and without SAM (Tables 1 and 2)",
     "rho": "SAMRec against the radius rho (Figure 3)",
     "sparsity": "Fraction of the training data kept (Figure 2)",
 }
@@ -23,13 +24,6 @@ GRID_KEYS = ("model", "dataset", "trainer", "seed", "checkpoint_dir")
 SWEPT_KEYS = {"table": (), "rho": ("rho",), "sparsity": ("train_fraction",)}
 # Inner runs are quiet: one progress bar over the runs instead of RecBole's per-epoch output.
 QUIET = {"show_progress": False, "state": "WARNING"}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line, ``error: ...``, and exit code 2, as in the rest of recbole-sam."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message}\n")
 
 
 def _positive_int(text):
@@ -43,9 +37,12 @@ def _positive_int(text):
 
 
 def build_parser():
-    parser = _Parser(description="The SAMRec paper's experiments as resumable grids of recbole-sam runs.")
+    parser = ArgumentParser(
+        description="The SAMRec paper's experiments as resumable grids of recbole-sam runs.",
+        epilog="Also: run_experiments.py {verdict,verdict-report,ablation,ablation-report} --help (does SAM help SASRec?)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{table,rho,sparsity}")
-    table = commands.add_parser("table", help=TITLES["table"])
+    table = commands.add_parser("table", help=TITLES["table"].format(models="SASRec, S3Rec, CL4SRec"))
     table.add_argument("--models", nargs="+", default=list(runner.TABLE_MODELS), help="default: SASRec CL4SRec S3Rec")
     table.add_argument("--trainers", nargs="+", default=list(runner.TABLE_TRAINERS), help="default: plain sam")
     rho = commands.add_parser("rho", help=TITLES["rho"] + ", and plain SASRec")
@@ -91,10 +88,7 @@ def common_config(args):
     options = {"epochs": args.epochs, "stopping_step": args.stopping_step, "data_path": args.data_path, "threads": args.threads}
     reserved = GRID_KEYS + SWEPT_KEYS[args.command]
     common = dict(QUIET, **{key: value for key, value in options.items() if value is not None})
-    for item in args.set:
-        key, has_value, value = item.partition("=")
-        if not has_value or not key:
-            raise ConfigError(f"set: {item!r} is not KEY=VALUE")
+    for key, value in parse_settings(args.set).items():
         if key in reserved:
             allowed = ", ".join(reserved)
             raise ConfigError(f"set: {key} is set by the {args.command} grid itself (not allowed: {allowed})")
@@ -117,13 +111,10 @@ def check_reported_metrics(configs):
             raise ConfigError(f"metrics/topk: the tables need Hit and NDCG at 10, got {got}")
 
 
-def machine_line():
-    import torch
-
-    return (
-        f"{platform.platform()}, {os.cpu_count()} CPU cores visible, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-    )
+def title(command_name, groups):
+    """str: the subcommand's title; the table's names the models that ran, in table order."""
+    models = ", ".join(dict.fromkeys(group["model"] for group in groups)) or "No model"
+    return TITLES[command_name].format(models=models)
 
 
 def results_markdown(command_name, records, groups, command):
@@ -131,23 +122,21 @@ def results_markdown(command_name, records, groups, command):
     seconds = sum(record["seconds"] for record in records)
     return "\n".join(
         [
-            f"# {TITLES[command_name]}",
+            f"# {title(command_name, groups)}",
             "",
             f"Command: `{command}`  ",
             f"Date: {time.strftime('%Y-%m-%d %H:%M')}  ",
-            f"Machine: {machine_line()}  ",
+            f"Machine: {describe_machine(machine())}  ",
             f"Runs: {len(records)}, {seconds / 60:.1f} min of training in all (one record each in `runs/`)",
             "",
-            "Test HR@10 and NDCG@10, mean ± sample std over the n seeds. Improv.: the relative "
-            "improvement of the mean over the plain backbone named in `vs`, same dataset and settings.",
+            "Test HR@10 and NDCG@10, mean ± sample std over the n seeds. Hit epoch cap: how many of "
+            "the n runs trained for all their epochs without early stopping (their best epoch may "
+            "lie beyond the cap: more epochs could change them). Improv.: the relative improvement "
+            "of the mean over the plain backbone named in `vs`, same dataset and settings.",
             "",
             report.markdown_tables(groups),
         ]
     )
-
-
-def _write_text(path, text):
-    write_atomically(str(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_outputs(command_name, records, out, command):
@@ -158,8 +147,8 @@ def write_outputs(command_name, records, out, command):
     """
     groups = report.summarize(records)
     written = [out / "results.csv", out / "results.md"]
-    _write_text(written[0], report.to_csv(report.to_rows(records)))
-    _write_text(written[1], results_markdown(command_name, records, groups, command))
+    write_text(written[0], report.to_csv(report.to_rows(records)))
+    write_text(written[1], results_markdown(command_name, records, groups, command))
     if command_name in ("rho", "sparsity"):
         from recbole_sam.experiments import plots  # matplotlib only for the figures
 
@@ -208,6 +197,8 @@ def main(argv=None, run_fn=None):
         list of dict: the run records.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] and argv[0] in verdict_cli.COMMANDS:
+        return verdict_cli.main(argv)
     args = build_parser().parse_args(argv)
     command = shlex.join(["python", "run_experiments.py", *argv])
     out = Path(args.out or os.path.join("runs", args.command))

@@ -8,14 +8,14 @@ import csv
 import io
 import json
 import statistics
-from pathlib import Path
 
 METRICS = ("hit@10", "ndcg@10")
 METRIC_NAMES = {"hit@10": "HR@10", "ndcg@10": "NDCG@10"}
 # The paper's Table 1 order; other models follow, by name.
 MODEL_ORDER = ("SASRec", "S3Rec", "CL4SRec")
 TRAINER_ORDER = ("plain", "sam")
-RUN_KEYS = ("dataset", "model", "trainer", "seed")
+# The settings every run has; the others (rho, train_fraction) are what an experiment sweeps.
+IDENTITY_KEYS = ("dataset", "model", "trainer", "seed")
 
 
 def display_name(model, trainer):
@@ -27,26 +27,9 @@ def display_name(model, trainer):
     return f"{model}+{trainer}"
 
 
-def load_runs(folder, run_ids=None):
-    """The run records in ``folder`` (``<out>/runs``), by file name.
-
-    Args:
-        folder (str or Path): the folder of ``<run_id>.json`` files.
-        run_ids (list of str, optional): only these runs (all by default).
-
-    Returns:
-        list of dict: the records.
-    """
-    paths = sorted(Path(folder).glob("*.json"))
-    if run_ids is not None:
-        wanted = set(run_ids)
-        paths = [path for path in paths if path.stem in wanted]
-    return [json.loads(path.read_text(encoding="utf-8")) for path in paths]
-
-
 def override_keys(records):
     """The experiment's own settings (rho, train_fraction, ...) that any record has, sorted."""
-    return sorted({key for record in records for key in record["settings"]} - set(RUN_KEYS))
+    return sorted({key for record in records for key in record["settings"]} - set(IDENTITY_KEYS))
 
 
 def to_rows(records):
@@ -56,7 +39,7 @@ def to_rows(records):
         list of dict: rows with the same keys: ``run_id``, ``name``, the settings (empty where a
         run lacks one, e.g. a plain run's rho), the test metrics, ``valid_<metric>``, ``seconds``.
     """
-    settings_keys = (*RUN_KEYS, *override_keys(records))
+    settings_keys = (*IDENTITY_KEYS, *override_keys(records))
     metrics = list(dict.fromkeys(key for record in records for key in record["test_result"]))
     valid = list(dict.fromkeys(key for record in records for key in record["best_valid_result"]))
     rows = []

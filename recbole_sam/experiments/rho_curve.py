@@ -5,7 +5,12 @@ rho gets the mean paired difference of test HR@10 and NDCG@10 over the seeds (se
 chooses rho*, is left out) and its 95% t-interval.
 """
 
-from recbole_sam.experiments.claims import SELECTION_SEED, load_records, minus, pairs, t_interval
+from pathlib import Path
+
+from recbole_sam.atomic import write_atomically
+from recbole_sam.experiments.claims import minus
+from recbole_sam.experiments.paired import SELECTION_SEED, paired_interval, paired_runs, with_history
+from recbole_sam.run import load_records
 
 METRICS = ("hit@10", "ndcg@10")
 PAPER_RANGE = (0.1, 1.0)
@@ -13,14 +18,16 @@ PAPER_RANGE = (0.1, 1.0)
 
 def rho_curve(records, metrics=METRICS):
     """``[{"rho", "pairs", "cap", metric: (mean, low, high) or None}]``, one per rho, sorted."""
-    rhos = sorted({r["settings"]["rho"] for r in records if r["settings"]["trainer"] == "sam" and r["settings"]["seed"] != SELECTION_SEED})
+    sam = [r["settings"] for r in records if r["settings"]["trainer"] == "sam"]
+    rhos = sorted({own["rho"] for own in sam if own["seed"] != SELECTION_SEED})
     curve = []
     for rho in rhos:
-        matched = pairs(records, rho)
-        point = {"rho": rho, "pairs": len(matched), "cap": sum(r["history"]["hit_cap"] for pair in matched for r in pair)}
+        matched = paired_runs(records, rho)
+        point = {"rho": rho, "pairs": len(matched), "cap": sum(r["history"]["hit_cap"] for _, *pair in matched for r in pair)}
         for metric in metrics:
-            diffs = [s["test_result"][metric] - p["test_result"][metric] for p, s in matched]
-            point[metric] = t_interval(diffs) if len(diffs) > 1 else None
+            plain, with_sam = ([r[k]["test_result"][metric] for r in matched] for k in (1, 2))
+            mean, half = paired_interval(plain, with_sam) if matched else (None, None)
+            point[metric] = None if half is None else (mean, mean - half, mean + half)
         curve.append(point)
     return curve
 
@@ -66,10 +73,10 @@ def plot_rho_curves(curves, path, metrics=METRICS):
         ax.legend(fontsize=7)
     fig.suptitle("SAM − plain SASRec against rho: mean paired difference, 95% interval")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomically(path, lambda partial: fig.savefig(partial, dpi=110))
     plt.close(fig)
 
 
 def load_curve(folder):
-    """``rho_curve`` of the records in ``folder``."""
-    return rho_curve(load_records(folder))
+    """``rho_curve`` of the records in ``folder`` (a grid's: ``folder/runs/*.json``)."""
+    return rho_curve(with_history(load_records(Path(folder) / "runs")))

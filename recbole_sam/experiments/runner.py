@@ -1,24 +1,25 @@
 """A grid of training runs, one JSON record per finished run, resumable.
 
 A run is a model, a trainer, a dataset, a seed and the experiment's own settings (``rho``,
-``train_fraction``). Each finished run is written to ``<out>/runs/<run_id>.json`` in one
-rename, so a crash or Ctrl-C leaves either the whole record or none; running the same grid
-again skips the runs whose record exists.
+``train_fraction``). Each finished run's record (``recbole_sam.run``'s schema, its settings
+being the run's and its config the grid's common options) is written to
+``<out>/runs/<run_id>.json`` in one rename, so a crash or Ctrl-C leaves either the whole
+record or none; running the same grid again skips the runs whose record exists.
 """
 
-import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from recbole_sam.atomic import write_atomically
+from recbole_sam import run as one_run
+from recbole_sam.atomic import write_json
 from recbole_sam.errors import ConfigError
+from recbole_sam.literals import parse_literal
 
 # The paper's grids (SAMRec, RecSys'23): Table 1/2, Figure 3 (rho), Figure 2 (sparsity).
 TABLE_MODELS = ("SASRec", "CL4SRec", "S3Rec")
@@ -144,8 +145,8 @@ def train_and_test(model, dataset, config_file_list, config_dict):
     that cannot be read starts again. S3Rec's two stages restart: its pre-training has no
     last-epoch checkpoint.
     """
-    from recbole_sam.analysis.loading import read_checkpoint
     from recbole_sam.checkpoint import unfinished_runs
+    from recbole_sam.loading import read_checkpoint
     from recbole_sam.quick_start import run_recbole_sam
 
     unfinished = [] if model == "S3Rec" else unfinished_runs(config_dict["checkpoint_dir"], model, dataset)
@@ -166,12 +167,8 @@ def _fingerprint(run, common, config_files):
     """What a run is, as its checkpoint folder records it: the settings, the grid's options (those
     that change its numbers, as for records) and the contents of its config files."""
     options = {key: value for key, value in common.items() if key not in DISPLAY_ONLY}
-    files = [[str(file), _digest(file)] for file in config_files or []]
+    files = [[str(file), one_run.file_digest(file)] for file in config_files or []]
     return json.loads(json.dumps({"settings": run.settings, "common": options, "config_files": files}))
-
-
-def _digest(file):
-    return hashlib.sha256(Path(file).read_bytes()).hexdigest() if os.path.isfile(file) else None
 
 
 def _prepare_checkpoint_dir(checkpoint_dir, fingerprint):
@@ -188,40 +185,33 @@ def _prepare_checkpoint_dir(checkpoint_dir, fingerprint):
         logging.getLogger(__name__).warning(f"{checkpoint_dir}: left by a run with other settings; removed")
         shutil.rmtree(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True)
-    write_atomically(str(stamp), lambda tmp: Path(tmp).write_text(json.dumps(fingerprint), encoding="utf-8"))
+    write_json(stamp, fingerprint, indent=None)
 
 
-def machine():
-    """dict: where the numbers were made."""
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        # The GPU this process trained on; None when it used none (CUDA never started).
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_initialized() else None,
-    }
+def _as_value(key, value):
+    # Records before --set was read as literals hold its values as strings ("16").
+    return parse_literal(key, value) if isinstance(value, str) else value
 
 
-def _load_record(path, run, common, config_files):
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"out: cannot read {path} ({error}); remove it to run {run.run_id} again") from None
-    if record.get("settings") != run.settings:
-        raise ConfigError(f"out: {path} holds the run {record.get('settings')}, not {run.settings}; remove it")
+def check_record(path, record, run, common, config_files):
+    """A record found in the grid's folder is this run's, made with the same options.
+
+    Raises:
+        ConfigError: it holds another run, or was made with other options or config files.
+    """
+    if record["settings"] != run.settings:
+        raise ConfigError(f"out: {path} holds the run {record['settings']}, not {run.settings}; remove it")
     # A record made with other options would silently mix two experiments in one table.
-    theirs = dict(record.get("config", {}), config_files=record.get("config_files"))
+    theirs = dict(record["config"], config_files=record["config_files"])
     ours = json.loads(json.dumps(dict(common, config_files=list(config_files or []))))  # as stored
     keys = (theirs.keys() | ours.keys()) - set(DISPLAY_ONLY)
-    differ = sorted(key for key in keys if theirs.get(key) != ours.get(key))
-    if differ:
-        changes = ", ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} now" for key in differ)
-        raise ConfigError(f"out: {path} was made with other options ({changes}); use another --out or remove it")
-    return record
+    differ = sorted(key for key in keys if _as_value(key, theirs.get(key)) != _as_value(key, ours.get(key)))
+    changed = [file for file, digest in record["config_digests"].items()
+               if digest and os.path.isfile(file) and one_run.file_digest(file) != digest]  # fmt: skip
+    if differ or changed:
+        changes = [f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} now" for key in differ]
+        changes += [f"{file} changed since" for file in changed]
+        raise ConfigError(f"out: {path} was made with other options ({', '.join(changes)}); use another --out or remove it")
 
 
 def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_checkpoints, execution=None):
@@ -245,39 +235,25 @@ def _execute(run, run_fn, common, config_files, checkpoint_dir, command, keep_ch
         raise
     if not keep_checkpoints and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)  # this run's own folder: nothing else is in it
-    record = {
-        "run_id": run.run_id,
-        "settings": run.settings,
-        "test_result": {key: float(value) for key, value in result["test_result"].items()},
-        "best_valid_result": {key: float(value) for key, value in (result["best_valid_result"] or {}).items()},
-        "seconds": round(time.perf_counter() - start + result.get("seconds_before", 0.0), 3),
-        # validation curve, best and stopping epoch, hit_cap (absent from fakes and old records)
-        "history": result.get("history"),
-        "command": command,
-        "config": dict(common),
-        "config_files": list(config_files or []),
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": machine(),
-    }
-    if result.get("resumed_at_epoch") is not None:
-        record["resumed_at_epoch"] = result["resumed_at_epoch"]
+    # The run's own record (result["record"]) names its log and tensorboard folder; the grid's
+    # record describes the run as the grid sees it.
+    files = dict((result.get("record") or {}).get("files") or {})
     if keep_checkpoints:
-        record["checkpoints"] = [result[key] for key in ("checkpoint", "pretrained_checkpoint") if result.get(key)]
-    return record
+        files.update({key: result.get(key) for key in ("checkpoint", "pretrained_checkpoint")})
+    else:
+        files.update(checkpoint=None, pretrained_checkpoint=None)  # deleted with the run's folder
+    seconds = time.perf_counter() - start + result.get("seconds_before", 0.0)
+    return one_run.make_record(run.run_id, run.settings, result, common, config_files, command, seconds, files,
+                               result.get("resumed_at_epoch"))  # fmt: skip
 
 
-def _execute_task(*args):
+def execute_task(*args):
     """``_execute`` in a Ray worker: ``ConfigError`` is turned back into itself by the executor."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
         return _execute(*args)
-
-
-def _write_record(path, record):
-    text = json.dumps(record, indent=2)
-    write_atomically(str(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def run_grid(
@@ -326,13 +302,19 @@ def run_grid(
     records_dir, saved_dir = out / "runs", out / "saved"
     records_dir.mkdir(parents=True, exist_ok=True)
     paths = [records_dir / f"{run.run_id}.json" for run in runs]
-    records = {path: _load_record(path, run, common, config_files) for run, path in zip(runs, paths) if path.exists()}
+    records = {}
+    for run, path in zip(runs, paths):
+        if path.exists():
+            records[path] = one_run.read_record(path)
+            check_record(path, records[path], run, common, config_files)
     missing = [(run, path) for run, path in zip(runs, paths) if path not in records]
+    if records:
+        print(f"{out}: {len(records)} of {len(runs)} runs have a record already (skipped); {len(missing)} to run")
 
     bar = tqdm(total=len(runs), initial=len(records), unit="run", desc=out.name, disable=not progress)
 
     def finished(run, path, record):
-        _write_record(path, record)
+        one_run.write_record(path, record)
         records[path] = record
         bar.update()
 
@@ -363,13 +345,17 @@ def _run_parallel(missing, args, finished, workers, address, threads):
 
     run_fn, common, config_files, saved_dir, command, keep_checkpoints = args
     threads = threads or max(1, available_cores() // workers)
+    jobs = [task_args(run, run_fn, common, config_files, saved_dir, command, keep_checkpoints, threads) for run, _ in missing]
+    # Cancelled tasks keep their checkpoints, as interrupted serial runs do: the grid resumes them.
+    run_tasks(execute_task, jobs, lambda index, record: finished(*missing[index], record), workers, address, threads)
+
+
+def task_args(run, run_fn, common, config_files, saved_dir, command, keep_checkpoints, threads):
+    """The arguments of ``execute_task`` for one run of a parallel grid: workers run in other
+    folders (on a cluster, other machines), so they get absolute paths, and ``threads``."""
     overrides = {"threads": threads}
     if isinstance(common.get("data_path"), str):
         overrides["data_path"] = os.path.abspath(common["data_path"])
     execution = {"overrides": overrides, "config_files": [os.path.abspath(file) for file in config_files or []]}
-    jobs = [
-        (run, run_fn, common, config_files, saved_dir.resolve() / run.run_id, command, keep_checkpoints, execution)
-        for run, _ in missing
-    ]
-    # Cancelled tasks keep their checkpoints, as interrupted serial runs do: the grid resumes them.
-    run_tasks(_execute_task, jobs, lambda index, record: finished(*missing[index], record), workers, address, threads)
+    checkpoint_dir = Path(saved_dir).resolve() / run.run_id
+    return run, run_fn, common, config_files, checkpoint_dir, command, keep_checkpoints, execution

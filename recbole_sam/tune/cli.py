@@ -1,23 +1,15 @@
 """The command line behind ``run_recbole_sam_tune.py`` (and ``recbole-sam tune``)."""
 
-import argparse
 import shlex
 import sys
 
-from recbole_sam.cli import parse_overrides
-from recbole_sam.errors import ConfigError, exit_on_user_error
+from recbole_sam.errors import ArgumentParser, ConfigError, exit_on_user_error
+from recbole_sam.literals import parse_overrides
 from recbole_sam.tune.space import SCHEDULERS, SEARCHES
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line, ``error: ...``, and exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message}\n")
-
-
 def build_parser():
-    parser = _Parser(
+    parser = ArgumentParser(
         description="Search recbole-sam hyperparameters (rho, learning rate, ...) with Ray Tune.",
         epilog="Any other --key=value is a property of every trial, e.g. --epochs=20. "
         "loguniform low,high in a params file are natural-log exponents, as in RecBole.",

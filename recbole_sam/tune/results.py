@@ -7,12 +7,10 @@ no Ray: ``trial_id``, ``status``, ``params``, ``last`` (the last reported result
 
 import csv
 import io
-import json
-from pathlib import Path
 
 import yaml
 
-from recbole_sam.atomic import write_atomically
+from recbole_sam import atomic
 
 ENDED_BY = {"early": "early stopping", "cap": "all epochs", "error": "error", "unfinished": "unfinished"}
 
@@ -141,10 +139,6 @@ def best_yaml(model, dataset, settings, command):
     return header + body
 
 
-def write_text(path, text):
-    """Write ``text`` to ``path`` atomically."""
-    write_atomically(str(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
 def write_json(path, data):
-    write_text(path, json.dumps(_plain(data), indent=2, default=str))
+    """Write ``data`` as JSON, numpy values as plain numbers, atomically."""
+    atomic.write_json(path, _plain(data))

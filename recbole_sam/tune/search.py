@@ -16,6 +16,7 @@ from recbole_sam.tune import base as base_module
 from recbole_sam.tune import params as params_module
 from recbole_sam.tune import ray_compat, results
 from recbole_sam.tune import space as tune_space
+from recbole_sam.tune.executor import start_ray
 from recbole_sam.tune.spec import DEFAULT_SAMPLES, DEFAULT_SAMPLES_OTHER, SearchSpec, check_new_folder, check_options
 from recbole_sam.tune.spec import check_resources, load_spec
 from recbole_sam.tune.trial import METRIC, TRIAL_OVERRIDES, train_trial, trial_config_dict
@@ -78,8 +79,8 @@ def run_search(
         echo (callable): where progress lines go.
 
     Returns:
-        dict: ``trials`` (the table's rows, best first), ``best`` (``params``, ``config``: the
-        winner's settings as in ``best.yaml``, ``valid``, ``test_result``, ``trial``), ``folder``
+        dict: ``trials`` (the table's rows, best first), ``best`` (the winner's run record, see
+        ``recbole_sam.run``, with its ``test_result``, ``trial`` and ``params``: ``best.json``), ``folder``
         and ``files`` (what was written).
 
     Raises:
@@ -97,7 +98,7 @@ def run_search(
     metric, mode, validations = base_module.objective(base)
     echo_start(spec, params, metric, mode, validations, echo)
 
-    started = ray_compat.connect(address, num_cpus=available_cores())
+    started = start_ray(address, num_cpus=available_cores())
     try:
         gpus = check_resources(spec, *ray_compat.cluster_resources())
         if not resume:
@@ -189,6 +190,8 @@ def trainable_for(spec):
         "config_file_list": list(spec.config_file_list),
         "config_dict": dict(spec.config_dict),
         "threads": spec.cpus_per_trial,
+        "niceness": os.nice(0),
+        "command": spec.command,
     }
 
     def train(params):
@@ -248,8 +251,8 @@ def test_best(spec, trial):
     Raises:
         ConfigError: the checkpoint is not on this machine (a cluster without shared storage).
     """
+    from recbole_sam import run
     from recbole_sam.config import SAMConfig
-    from recbole_sam.quick_start import _prepare
 
     checkpoint = trial["last"].get("checkpoint")
     if not checkpoint or not os.path.isfile(checkpoint):
@@ -259,7 +262,7 @@ def test_best(spec, trial):
     config_dict = trial_config_dict(base, trial["params"], os.path.dirname(os.path.dirname(checkpoint)))
     config = SAMConfig(spec.model, spec.dataset, spec.config_file_list, config_dict=config_dict)
     with working_dir(spec.folder):
-        trainer, _, _, test_data = _prepare(config)
+        trainer, _, _, test_data = run.prepare(config)
         test_result = trainer.evaluate(test_data, load_best_model=True, model_file=checkpoint, show_progress=False)
     settings = SAMConfig(spec.model, spec.dataset, spec.config_file_list, dict(spec.config_dict, **trial["params"]))
     return {key: float(value) for key, value in test_result.items()}, dict(settings.external_config_dict)
@@ -277,39 +280,60 @@ def finish(spec, params, base, trials, metric, mode, validations, echo):
     if best is None:
         raise ConfigError(f"search: no trial reported a validation; see the trials' error.txt in {spec.folder}")
     test_result, settings = test_best(spec, best)
-    summary = {
-        "trial": best["trial_id"],
-        "params": best["params"],
-        "valid": {key: best["last"].get(f"best_{key}") for key in metric_keys},
-        "best_epoch": best["last"].get("best_epoch"),
-        "test_result": test_result,
-        "config": settings,
-        "command": spec.command,
-    }
-    files = write_outputs(spec, params, trials, rows, summary, metric)
+    remove_last_checkpoints(trials)
+    # The winner's run record (see recbole_sam.run), with its test result and its trial's name.
+    summary = dict(winner_record(best), test_result=test_result, trial=best["trial_id"], params=best["params"])
+    files = write_outputs(spec, params, trials, rows, summary, settings, metric)
     echo(results.to_markdown(rows))
     echo(f"best trial {best['trial_id']}: {summary['params']}")
-    echo(f"best valid: {summary['valid']}")
+    echo(f"best valid: {summary['best_valid_result']}")
     echo(f"test result: {test_result}")
     echo("wrote " + ", ".join(files))
     return {"trials": rows, "best": summary, "folder": spec.folder, "files": files}
 
 
-def write_outputs(spec, params, trials, rows, summary, metric):
+def winner_record(trial):
+    """The run record the best trial wrote beside its checkpoint.
+
+    Raises:
+        ConfigError: the trial wrote none (it ran with another version of recbole-sam).
+    """
+    from recbole_sam.checkpoint import result_path
+    from recbole_sam.run import read_record
+
+    checkpoint = trial["last"]["checkpoint"]
+    path = result_path(os.path.dirname(checkpoint), os.path.basename(checkpoint)[: -len(".pth")])
+    if not os.path.isfile(path):
+        raise ConfigError(f"search: the best trial left no run record ({path}); run the search again")
+    return read_record(path)
+
+
+def remove_last_checkpoints(trials):
+    """Delete the ``-last.pth`` checkpoints that trials stopped by the scheduler leave: a trial
+    is never resumed from its last epoch."""
+    import glob
+
+    for trial in trials:
+        if trial.get("path"):
+            for path in glob.glob(os.path.join(glob.escape(trial["path"]), "saved", "*-last.pth")):
+                os.remove(path)
+
+
+def write_outputs(spec, params, trials, rows, summary, settings, metric):
     """trials.csv, trials.md, best.yaml, best.json and the PNG plots, in the search's folder.
 
     Returns:
         list of str: the files written.
     """
-    from recbole_sam.atomic import write_atomically
+    from recbole_sam.atomic import write_atomically, write_text
     from recbole_sam.tune import plots
 
     folder = spec.folder
     files = {name: os.path.join(folder, name) for name in ("trials.csv", "trials.md", "best.yaml", "best.json")}
-    results.write_text(files["trials.csv"], results.to_csv(rows))
+    write_text(files["trials.csv"], results.to_csv(rows))
     title = f"# Search: {spec.model} on {spec.dataset}\n\nCommand: `{spec.command}`\n\n"
-    results.write_text(files["trials.md"], title + results.to_markdown(rows) + "\n")
-    results.write_text(files["best.yaml"], results.best_yaml(spec.model, spec.dataset, summary["config"], spec.command))
+    write_text(files["trials.md"], title + results.to_markdown(rows) + "\n")
+    write_text(files["best.yaml"], results.best_yaml(spec.model, spec.dataset, settings, spec.command))
     results.write_json(files["best.json"], summary)
     curves = os.path.join(folder, "curves.png")
     write_atomically(curves, lambda tmp: plots.plot_curves(trials, f"{metric} (validation)", tmp))

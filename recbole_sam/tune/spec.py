@@ -68,12 +68,9 @@ class SearchSpec:
 
     def save(self):
         """Write ``search.json`` in the search's folder (atomically)."""
-        from pathlib import Path
+        from recbole_sam.atomic import write_json
 
-        from recbole_sam.atomic import write_atomically
-
-        text = json.dumps(asdict(self), indent=2, default=str)
-        write_atomically(os.path.join(self.folder, SPEC_FILE), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_json(os.path.join(self.folder, SPEC_FILE), asdict(self))
 
 
 def load_spec(storage_path, name):
