@@ -1,0 +1,162 @@
+"""The trajectory loss (``sam_variant: saf``): flatness at about the cost of plain training.
+
+SAF (Du et al., NeurIPS'22) and SharpCF (Chen et al., RecSys'23) replace SAM's second forward
+and backward pass by a regulariser that keeps the model's outputs close to those of the model
+a few epochs back, along the training trajectory:
+
+    L_saf(Θ_t) = L(Θ_t) + λ · R,    R = (1/K) Σ_k mean( (o_k(Θ_t) − o_k(Θ_{e−E}))² )
+
+where o_1..o_K are the outputs of the model's top-level encoding calls in this batch's loss
+(``forward``, or ``encode``/``encode_packed`` where our SASRec's loss calls them: the sequence
+representations of a sequential model, the user and item embeddings of BPR or LightGCN, the
+logits of a context-aware model), Θ_{e−E} the weights at the end of epoch e − E (E =
+``saf_lag``), and λ = ``saf_weight``. It is SharpCF's squared difference, on representations
+rather than on scores, and it is off during the first E epochs.
+
+What is stored, and its cost: SAF keeps each training sample's past outputs, which needs a
+sample identity that RecBole's shuffled batches do not carry; here the past weights are kept
+instead, E snapshots of the model's ``state_dict`` plus one model copy that evaluates them:
+(E + 1) × the model's parameters and buffers (SASRec on Beauty, ~0.9M floats: ~3.5 MB each).
+Per batch the past model runs one forward pass without gradients, on the same batch with the
+same random draws (dropout masks, sampled negatives), so R is exactly 0 when the weights are the
+same; there is no second backward pass. The snapshots travel with the optimizer's state, so a
+resumed run goes on with the same past model.
+"""
+
+import copy
+from collections import deque
+from contextlib import contextmanager
+
+import torch
+
+from recbole_sam.rng import RandomDraws
+
+# Methods whose outermost call's output is compared (those the model has).
+OUTPUT_METHODS = ("forward", "encode", "encode_packed")
+
+
+def _tensors(output):
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in _tensors(item)]
+    return []
+
+
+@contextmanager
+def captured_outputs(model):
+    """Record the float tensors returned by the outermost calls of ``model``'s ``forward``,
+    ``encode`` and ``encode_packed`` inside the block (calls nested in them are not recorded).
+
+    Yields:
+        list: filled with the recorded tensors, in call order.
+    """
+    recorded, depth = [], [0]
+
+    def wrap(method):
+        def recording(*args, **kwargs):
+            depth[0] += 1
+            try:
+                output = method(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+            if depth[0] == 0:
+                recorded.extend(_tensors(output))
+            return output
+
+        return recording
+
+    names = [name for name in OUTPUT_METHODS if callable(getattr(model, name, None))]
+    for name in names:
+        setattr(model, name, wrap(getattr(model, name)))  # an instance attribute shadows the method
+    try:
+        yield recorded
+    finally:
+        for name in names:
+            delattr(model, name)
+
+
+def mean_squared_difference(current, past):
+    """R = (1/K) Σ_k mean((current_k − past_k)²) over K pairs of tensors of the same shapes.
+
+    Raises:
+        ValueError: the two lists do not pair up.
+    """
+    if len(current) != len(past) or any(a.shape != b.shape for a, b in zip(current, past)):
+        raise ValueError("trajectory loss: the current and the past model's outputs do not pair up")
+    if not current:
+        raise ValueError("trajectory loss: the model's loss called none of forward, encode, encode_packed")
+    return sum(((a - b.detach()) ** 2).mean() for a, b in zip(current, past)) / len(current)
+
+
+class TrajectoryLoss:
+    """λ · R against the model ``lag`` epochs back (see the module doc).
+
+    Args:
+        model (torch.nn.Module): the model being trained.
+        weight (float): λ (``saf_weight``), >= 0.
+        lag (int): E (``saf_lag``), >= 1.
+
+    Use: ``start_epoch()`` before an epoch's batches, ``wrap(loss_func)`` as the batch loss,
+    ``end_epoch()`` after the last batch.
+    """
+
+    def __init__(self, model, weight, lag):
+        self.model, self.weight, self.lag = model, weight, lag
+        self.snapshots = deque(maxlen=lag)  # the weights at the end of each of the last E epochs
+        self.past = None  # the model at the end of epoch e - E, while the regulariser is on
+        self.values = []  # R of each batch of the current epoch
+
+    def start_epoch(self):
+        self.values = []
+        if len(self.snapshots) < self.lag or self.weight == 0:
+            self.past = None
+            return
+        if self.past is None:
+            self.past = copy.deepcopy(self.model)
+            self.past.requires_grad_(False)
+            self.past.data_draws = None
+        self.past.load_state_dict(self.snapshots[0])
+
+    def end_epoch(self):
+        self.snapshots.append({key: value.detach().clone() for key, value in self.model.state_dict().items()})
+
+    def regulariser(self, interaction, current_loss):
+        """R for the batch ``interaction``, given a function that runs the current model's loss.
+
+        Returns:
+            tuple: (the current loss, R), R with a gradient towards the current model only.
+        """
+        before = RandomDraws()
+        with captured_outputs(self.model) as current:
+            loss = current_loss(interaction)
+        after = RandomDraws()
+        before.restore()  # the past model sees this batch's dropout masks and negatives
+        self.past.train(self.model.training)
+        with torch.no_grad(), captured_outputs(self.past) as past:
+            type(self.past).calculate_loss(self.past, interaction)  # the class's, whatever is patched on the instance
+        after.restore()  # and the generators go on as after one pass
+        return loss, mean_squared_difference(current, past)
+
+    def wrap(self, loss_func):
+        """``loss_func`` plus λ · R (``loss_func`` unchanged while the regulariser is off).
+        A tuple loss (RecBole's parts) gets λ · R added to its first part."""
+        if self.past is None:
+            return loss_func
+
+        def loss_with_trajectory(interaction):
+            loss, r = self.regulariser(interaction, loss_func)
+            self.values.append(r.item())
+            if isinstance(loss, tuple):
+                return (loss[0] + self.weight * r,) + tuple(loss[1:])
+            return loss + self.weight * r
+
+        return loss_with_trajectory
+
+    def state_dict(self):
+        return {"snapshots": list(self.snapshots)}
+
+    def load_state_dict(self, state):
+        device = next(self.model.parameters()).device
+        snapshots = [{key: value.to(device) for key, value in snapshot.items()} for snapshot in state["snapshots"]]
+        self.snapshots = deque(snapshots, maxlen=self.lag)
