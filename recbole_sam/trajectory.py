@@ -17,9 +17,9 @@ What is stored, and its cost: SAF keeps each training sample's past outputs, whi
 sample identity that RecBole's shuffled batches do not carry; here the past weights are kept
 instead, E snapshots of the model's ``state_dict`` plus one model copy that evaluates them:
 (E + 1) × the model's parameters and buffers (SASRec on Beauty, ~0.9M floats: ~3.5 MB each).
-Per batch the past model runs one forward pass without gradients, on the same batch with the
-same random draws (dropout masks, sampled negatives), so R is exactly 0 when the weights are the
-same; there is no second backward pass. The snapshots travel with the optimizer's state, so a
+Per batch the past model repeats the recorded calls without gradients, with the same arguments
+and random draws (dropout masks), so R is exactly 0 when the weights are the same; the loss
+itself, negative sampling included, is not repeated, and there is no second backward pass. The snapshots travel with the optimizer's state, so a
 resumed run goes on with the same past model.
 """
 
@@ -43,32 +43,42 @@ def _tensors(output):
     return []
 
 
+class Call:
+    """One outermost call of an output method: its name, arguments, the random generators'
+    state when it started, and the float tensors it returned."""
+
+    def __init__(self, name, args, kwargs, draws):
+        self.name, self.args, self.kwargs, self.draws, self.outputs = name, args, kwargs, draws, []
+
+
 @contextmanager
-def captured_outputs(model):
-    """Record the float tensors returned by the outermost calls of ``model``'s ``forward``,
-    ``encode`` and ``encode_packed`` inside the block (calls nested in them are not recorded).
+def captured_calls(model):
+    """Record the outermost calls of ``model``'s ``forward``, ``encode`` and ``encode_packed``
+    inside the block (calls nested in them are not recorded).
 
     Yields:
-        list: filled with the recorded tensors, in call order.
+        list: filled with one ``Call`` per recorded call, in call order.
     """
     recorded, depth = [], [0]
 
-    def wrap(method):
+    def wrap(name, method):
         def recording(*args, **kwargs):
+            call = Call(name, args, kwargs, RandomDraws()) if depth[0] == 0 else None
             depth[0] += 1
             try:
                 output = method(*args, **kwargs)
             finally:
                 depth[0] -= 1
-            if depth[0] == 0:
-                recorded.extend(_tensors(output))
+            if call is not None:
+                call.outputs = _tensors(output)
+                recorded.append(call)
             return output
 
         return recording
 
     names = [name for name in OUTPUT_METHODS if callable(getattr(model, name, None))]
     for name in names:
-        setattr(model, name, wrap(getattr(model, name)))  # an instance attribute shadows the method
+        setattr(model, name, wrap(name, getattr(model, name)))  # an instance attribute shadows the method
     try:
         yield recorded
     finally:
@@ -124,18 +134,23 @@ class TrajectoryLoss:
     def regulariser(self, interaction, current_loss):
         """R for the batch ``interaction``, given a function that runs the current model's loss.
 
+        The past model repeats only the recorded output calls, with the same arguments and the
+        random generators as each call found them (the same dropout masks), not the whole loss.
+
         Returns:
             tuple: (the current loss, R), R with a gradient towards the current model only.
         """
-        before = RandomDraws()
-        with captured_outputs(self.model) as current:
+        with captured_calls(self.model) as calls:
             loss = current_loss(interaction)
         after = RandomDraws()
-        before.restore()  # the past model sees this batch's dropout masks and negatives
         self.past.train(self.model.training)
-        with torch.no_grad(), captured_outputs(self.past) as past:
-            type(self.past).calculate_loss(self.past, interaction)  # the class's, whatever is patched on the instance
-        after.restore()  # and the generators go on as after one pass
+        current, past = [], []
+        with torch.no_grad():
+            for call in calls:
+                call.draws.restore()
+                current += call.outputs
+                past += _tensors(getattr(self.past, call.name)(*call.args, **call.kwargs))
+        after.restore()  # the generators go on as after one pass
         return loss, mean_squared_difference(current, past)
 
     def wrap(self, loss_func):

@@ -16,7 +16,7 @@ from recbole_sam.errors import ConfigError
 from recbole_sam.optim import SAM
 from recbole_sam.registry import get_model
 from recbole_sam.trainer import SAMTrainer
-from recbole_sam.trajectory import TrajectoryLoss, captured_outputs
+from recbole_sam.trajectory import TrajectoryLoss, captured_calls
 from recbole_sam.variants import helen_row_scale, parameter_groups, training_item_counts
 
 
@@ -158,11 +158,11 @@ def test_trajectory_loss_waits_lag_epochs_and_uses_the_model_lag_epochs_back():
         trajectory.end_epoch()
 
 
-def test_captured_outputs_records_the_outermost_call_only_and_restores_the_model():
+def test_captured_calls_records_the_outermost_call_only_and_restores_the_model():
     model = Tiny()
-    with captured_outputs(model) as outputs:
+    with captured_calls(model) as calls:
         model(ITEMS)
-    assert len(outputs) == 1 and outputs[0].shape == (4, 2)
+    assert [call.name for call in calls] == ["forward"] and calls[0].outputs[0].shape == (4, 2)
     assert "forward" not in model.__dict__
 
 
@@ -209,6 +209,14 @@ def test_saf_trainer_takes_one_pass_per_batch_and_logs_the_trajectory_loss(tiny_
     assert "trajectory" not in trainer.sam_history.get(0, {})  # off in the first saf_lag epochs
     assert trainer.sam_history[1]["trajectory"] > 0
     assert "ascents" not in trainer.sam_history[1]
+
+
+def test_rho_schedule_composes_with_sam_params(tiny_config):
+    # linear: rho · (epoch + 1) / epochs, and the ascent of the perturbed subset has that norm.
+    trainer, data = build(dict(tiny_config, epochs=2, rho=0.4, sam_params="norm", rho_schedule="linear"))
+    trainer.fit(data[0], saved=False)
+    assert trainer.sam_history[0]["ascent_norm"] == pytest.approx(0.2, rel=1e-4)
+    assert trainer.sam_history[1]["ascent_norm"] == pytest.approx(0.4, rel=1e-4)
 
 
 def test_helen_with_a_partial_sam_params_is_a_config_error(tiny_config):
