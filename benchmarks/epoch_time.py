@@ -40,6 +40,11 @@ VARIANTS = {
     "SAM (k=1), unpacked": {"trainer": "sam", "sam_interval": 1, "pack_sequences": False},
     "SAM (k=5)": {"trainer": "sam", "sam_interval": 5},
     "LookSAM (k=5)": {"trainer": "sam", "sam_variant": "looksam", "sam_interval": 5},
+    "SAM dense": {"trainer": "sam", "sam_params": "dense"},
+    "SAM norm": {"trainer": "sam", "sam_params": "norm"},
+    "Helen": {"trainer": "sam", "sam_variant": "helen"},
+    # The warm-up epoch is the lag: every timed epoch carries the trajectory loss.
+    "SAF (E=1)": {"trainer": "sam", "sam_variant": "saf", "saf_lag": 1},
 }
 
 

@@ -52,3 +52,33 @@ def trusted_torch_load():
         yield
     finally:
         torch.load = original
+
+
+# RecBole's graph models (LightGCN, NGCF, SGL's base, GCMC, SpectralCF, NCL, KGIN, MCCLK) fill
+# their adjacency matrix with ``dok_matrix._update(data_dict)``, a private method that SciPy
+# removed when dok_matrix stopped being a dict (SciPy >= 1.12: AttributeError). Where it is
+# missing, give it back, built on the public fancy-index assignment ``A[rows, cols] = values``,
+# which has dict.update's meaning: each (row, col) key set to its value, the rest unchanged.
+def _dok_update(self, data):
+    """``A._update({(row, col): value, ...})``, as RecBole's graph models call it."""
+    if not data:
+        return
+    keys = list(data.keys())
+    rows = np.fromiter((key[0] for key in keys), dtype=np.int64, count=len(keys))
+    cols = np.fromiter((key[1] for key in keys), dtype=np.int64, count=len(keys))
+    self[rows, cols] = np.fromiter(data.values(), dtype=self.dtype, count=len(keys))
+
+
+def _restore_dok_update():
+    from scipy.sparse import _dok
+
+    base = getattr(_dok, "_dok_base", None)
+    if base is not None and not hasattr(base, "_update"):
+        base._update = _dok_update
+
+
+_restore_dok_update()
+
+# The same models build their sparse tensors with torch.sparse.FloatTensor, deprecated since
+# torch 2.1: a notice about RecBole's code, nothing a user can act on.
+warnings.filterwarnings("ignore", message=r"torch\.sparse\.SparseTensor\(.*is deprecated", category=UserWarning)

@@ -28,7 +28,7 @@ from recbole_sam.optim import BASE_OPTIMIZERS
 from recbole_sam.registry import get_model
 
 TRAINERS = ("sam", "plain")
-SAM_VARIANTS = ("sam", "asam", "looksam")
+SAM_VARIANTS = ("sam", "asam", "looksam", "helen", "saf")
 S3REC_STAGES = ("pretrain", "finetune")
 # Keys with a fixed set of allowed values (issue 9's paper-setting switches and friends).
 CHOICES = {
@@ -37,6 +37,7 @@ CHOICES = {
     "neg_exclude": ("input", "user"),
     "rho_schedule": ("constant", "linear", "cosine"),
     "eval_mask_value": ("exclude", "zero"),
+    "sam_params": ("all", "dense", "norm"),
 }
 BOOLEANS = (
     "position_from_prediction",
@@ -182,7 +183,7 @@ def check_options(config, model_class=None):
         isinstance(interval, int) and not isinstance(interval, bool) and interval >= 1,
         f"sam_interval: must be an integer >= 1, got {interval!r}",
     )
-    for key in ("looksam_alpha", "asam_eta"):
+    for key in ("looksam_alpha", "asam_eta", "helen_bound", "saf_weight"):
         _require(_is_number(config.get(key)) and config[key] >= 0, f"{key}: must be a number >= 0, got {config.get(key)!r}")
     if config["trainer"] == "sam":
         learner = str(config.get("learner")).lower()
@@ -230,7 +231,7 @@ def _is_int(value):
 def check_training_values(config):
     """Raise ``ConfigError`` for RecBole training keys that RecBole would accept and then crash
     on, or silently misuse (``epochs: -1`` reports an untrained model)."""
-    for key in ("epochs", "train_batch_size", "eval_batch_size", "stopping_step", "MAX_ITEM_LIST_LENGTH"):
+    for key in ("epochs", "train_batch_size", "eval_batch_size", "stopping_step", "MAX_ITEM_LIST_LENGTH", "saf_lag"):
         if key in config:
             _require(_is_int(config[key]) and config[key] >= 1, f"{key}: must be an integer >= 1, got {config[key]!r}")
     rate = config.get("learning_rate")

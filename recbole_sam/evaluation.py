@@ -34,7 +34,8 @@ class OneTargetCollector(Collector):
 
     def eval_batch_collect(self, scores_tensor, interaction, positive_u, positive_i):
         rows = len(scores_tensor)
-        one_target = len(positive_u) == rows and torch.equal(positive_u.cpu(), torch.arange(rows))
+        # Labeled evaluation (context-aware models: AUC, LogLoss) passes no positives.
+        one_target = positive_u is not None and len(positive_u) == rows and torch.equal(positive_u.cpu(), torch.arange(rows))
         if not one_target or [key for key in COLLECTED if self.register.need(key)] != ["rec.topk"]:
             return super().eval_batch_collect(scores_tensor, interaction, positive_u, positive_i)
         _, topk_idx = torch.topk(scores_tensor, max(self.topk), dim=-1)

@@ -13,6 +13,13 @@ Variants:
   T_w = |w| + eta, so Δ̂ = rho · T_w² g / ‖T_w g‖₂.
 - LookSAM (Liu et al., CVPR'22), class ``LookSAM``: ascend only every ``interval`` steps
   and reuse the SAM direction on the steps in between.
+- Perturbing a subset (``sam_params``; SAM-ON, Mueller et al., NeurIPS'23): a parameter group
+  with ``perturb=False`` is not moved by the ascent and its gradient is left out of ‖g‖; the
+  descent still updates it with the gradient taken at Θ + Δ.
+- Per-row radius (Helen, Zhu et al., WWW'24; ``set_row_scale``): the rows of an embedding table
+  E get Δ_i = rho · s_i · g_i / ‖g_E‖₂, normalised by the table's own gradient and scaled by
+  s_i (see ``recbole_sam.variants.helen_row_scale``); the other perturbed parameters keep
+  Δ = rho · g / ‖g‖₂ with the norm over every perturbed parameter, as in Helen's code.
 """
 
 import math
@@ -55,6 +62,8 @@ class SAM(torch.optim.Optimizer):
         adaptive (bool): ASAM's scale-invariant ball instead of the Euclidean one.
         eta (float): ASAM's T_w = |w| + eta offset, >= 0.
         interval (int): ascend every ``interval`` steps (``ascent_due``); 1 is plain SAM.
+        perturb (bool): default of the per-group flag: whether the ascent moves the group's
+            parameters (groups may set ``perturb`` themselves).
         **kwargs: passed to ``base_optimizer`` (lr, weight_decay, ...).
 
     Use, with the same batch (and the same random draws) in both passes::
@@ -65,11 +74,13 @@ class SAM(torch.optim.Optimizer):
         optimizer.second_step(zero_grad=True)   # back to Θ, base step with ∇L(Θ + Δ)
     """
 
-    def __init__(self, params, base_optimizer, rho=0.05, adaptive=False, eta=0.01, interval=1, **kwargs):
+    def __init__(self, params, base_optimizer, rho=0.05, adaptive=False, eta=0.01, interval=1, perturb=True, **kwargs):
         _check_number("rho", rho, 0.0)
         _check_number("eta", eta, 0.0, low_inclusive=True)
         _check_interval(interval)
-        super().__init__(params, dict(rho=rho, adaptive=bool(adaptive), eta=eta, **kwargs))
+        super().__init__(params, dict(rho=rho, adaptive=bool(adaptive), eta=eta, perturb=bool(perturb), **kwargs))
+        if not any(group["perturb"] and group["params"] for group in self.param_groups):
+            raise ValueError("perturb: no parameter group is perturbed; the ascent would move nothing")
         self.base_optimizer = base_optimizer(self.param_groups, **kwargs)
         # One list of groups for both, so a learning-rate change reaches the base optimizer.
         self.param_groups = self.base_optimizer.param_groups
@@ -78,12 +89,32 @@ class SAM(torch.optim.Optimizer):
         self.perturbed = False
         self.last_ascent_norm = 0.0  # ‖Δ‖₂ of the latest ascent, for logging
         self._warned_degenerate = False
+        self.row_scales = {}  # parameter -> per-row radius scale (set_row_scale)
+        # Objects (state_dict/load_state_dict) whose state is saved and restored with this
+        # optimizer's, e.g. the trajectory loss's past weights (recbole_sam/trajectory.py).
+        self.attached = {}
 
-    def _params_with_grad(self):
+    def _params_with_grad(self, perturbed_only=False):
         for group in self.param_groups:
+            if perturbed_only and not group["perturb"]:
+                continue
             for p in group["params"]:
                 if p.grad is not None:
                     yield group, p
+
+    def set_row_scale(self, param, scale):
+        """Scale the ascent of each row of ``param`` (an embedding table) by ``scale`` [rows],
+        normalising the table's ascent by its own gradient norm (Helen; see the module doc).
+
+        Args:
+            param (torch.nn.Parameter): a 2-D parameter of a perturbed group.
+            scale (torch.Tensor): one non-negative factor per row of ``param``.
+        """
+        if param.dim() != 2 or scale.shape != (param.shape[0],):
+            raise ValueError(f"row scale of shape {tuple(scale.shape)} does not fit a table of shape {tuple(param.shape)}")
+        if not any(param is p for group in self.param_groups if group["perturb"] for p in group["params"]):
+            raise ValueError("set_row_scale: the parameter is not in a perturbed group of this optimizer")
+        self.row_scales[param] = scale.detach().to(param.device, param.dtype)
 
     def ascent_due(self):
         """Whether the next step should compute the ascent (every ``interval`` steps)."""
@@ -91,8 +122,11 @@ class SAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def first_step(self, zero_grad=False):
-        """Move every parameter from Θ to Θ + Δ with Δ = rho · T² g / ‖T g‖₂ (T = 1 unless adaptive)."""
-        scales = {p: (p.abs() + group["eta"]) if group["adaptive"] else None for group, p in self._params_with_grad()}
+        """Move every perturbed parameter from Θ to Θ + Δ with Δ = rho · T² g / ‖T g‖₂ (T = 1
+        unless adaptive; the norm over the perturbed parameters), rows with a row scale as in
+        ``set_row_scale``."""
+        perturbed = list(self._params_with_grad(perturbed_only=True))
+        scales = {p: (p.abs() + group["eta"]) if group["adaptive"] else None for group, p in perturbed}
         grad_norm = _global_norm(p.grad if s is None else s * p.grad for p, s in scales.items())
         degenerate = grad_norm == 0.0 or not math.isfinite(grad_norm)
         if degenerate and not self._warned_degenerate:
@@ -100,11 +134,17 @@ class SAM(torch.optim.Optimizer):
             self._warned_degenerate = True
 
         ascent = []
-        for group, p in self._params_with_grad():
+        for group, p in perturbed:
             self.state[p]["theta"] = p.detach().clone()  # restored exactly, not by subtracting Δ
             if degenerate:
                 continue
-            e_w = p.grad * (group["rho"] / grad_norm)
+            if p in self.row_scales:
+                table_norm = _global_norm([p.grad])
+                if table_norm == 0.0:
+                    continue
+                e_w = p.grad * (group["rho"] / table_norm) * self.row_scales[p].unsqueeze(1)
+            else:
+                e_w = p.grad * (group["rho"] / grad_norm)
             if scales[p] is not None:
                 e_w = e_w * scales[p] ** 2
             p.add_(e_w)
@@ -158,7 +198,10 @@ class SAM(torch.optim.Optimizer):
     def state_dict(self):
         # Unlike the wrapper people copy, keep the base optimizer's state (Adam moments): a
         # resumed run then continues the same trajectory.
-        return {"base_optimizer": self.base_optimizer.state_dict(), "steps_done": self.steps_done}
+        state = {"base_optimizer": self.base_optimizer.state_dict(), "steps_done": self.steps_done}
+        if self.attached:
+            state["attached"] = {name: obj.state_dict() for name, obj in self.attached.items()}
+        return state
 
     def load_state_dict(self, state_dict):
         if "base_optimizer" not in state_dict:
@@ -166,6 +209,9 @@ class SAM(torch.optim.Optimizer):
         self.base_optimizer.load_state_dict(state_dict["base_optimizer"])
         self.param_groups = self.base_optimizer.param_groups
         self.steps_done = state_dict["steps_done"]
+        for name, state in state_dict.get("attached", {}).items():
+            if name in self.attached:
+                self.attached[name].load_state_dict(state)
 
 
 class LookSAM(SAM):

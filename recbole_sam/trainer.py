@@ -11,9 +11,12 @@ from recbole.trainer import S3RecTrainer, Trainer
 from recbole.utils import set_color
 
 from recbole_sam.checkpoint import SafeCheckpointMixin
+from recbole_sam.errors import ConfigError
 from recbole_sam.evaluation import HistoryMaskedEvalMixin
 from recbole_sam.optim import build_sam_optimizer
 from recbole_sam.rng import DataDraws, RandomDraws
+from recbole_sam.trajectory import TrajectoryLoss
+from recbole_sam.variants import helen_row_scale, item_embedding_table, parameter_groups, training_item_counts
 
 
 def _total(loss):
@@ -34,16 +37,37 @@ class SAMStepMixin:
 
     Per epoch it also logs the mean sharpness proxy L(Θ+Δ) − L(Θ) and the mean ‖Δ‖₂ over the
     ascent steps, and keeps them in ``self.sam_history[epoch]``.
+
+    The recommender variants: ``sam_params`` chooses what the ascent perturbs (parameter
+    groups from ``recbole_sam.variants``); ``sam_variant: helen`` scales the item embedding's
+    rows by training frequency, set when training starts; ``sam_variant: saf`` takes no ascent
+    and adds the trajectory loss (``recbole_sam.trajectory``) to each batch's loss, its mean R
+    logged as ``trajectory`` in ``sam_history``.
     """
 
     def __init__(self, config, model):
         self.sam_history = {}
         self._ascents = []
         super().__init__(config, model)
+        self.trajectory = None
+        if config["sam_variant"] == "saf":
+            self.trajectory = TrajectoryLoss(model, config["saf_weight"], config["saf_lag"])
+            self.optimizer.attached["trajectory"] = self.trajectory  # its past weights resume with the optimizer
+        self._helen_table = None
+        if config["sam_variant"] == "helen":
+            if (config["sam_params"] or "all") != "all":
+                raise ConfigError(
+                    f"sam_params: {config['sam_params']!r} leaves the item embedding unperturbed, whose rows "
+                    "sam_variant: helen scales; allowed with helen: all"
+                )
+            self._helen_table = item_embedding_table(model)
 
     def _build_optimizer(self, **kwargs):
+        params = kwargs.pop("params", None)
+        if params is None:
+            params = parameter_groups(self.model, self.config["sam_params"] or "all")
         return build_sam_optimizer(
-            kwargs.pop("params", self.model.parameters()),
+            params,
             self.config,
             learner=kwargs.pop("learner", self.learner),
             learning_rate=kwargs.pop("learning_rate", self.learning_rate),
@@ -53,10 +77,26 @@ class SAMStepMixin:
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self._ascents = []
         self._set_rho(epoch_idx)
-        loss_func = self._sam_loss(loss_func or self.model.calculate_loss)
+        if self._helen_table is not None and self._helen_table not in self.optimizer.row_scales:
+            self._set_helen_scale(train_data._dataset)
+        loss_func = loss_func or self.model.calculate_loss
+        if self.trajectory is not None:
+            self.trajectory.start_epoch()
+            loss_func = self.trajectory.wrap(loss_func)
+        else:
+            loss_func = self._sam_loss(loss_func)
         total_loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        if self.trajectory is not None:
+            self._log_trajectory(epoch_idx)
+            self.trajectory.end_epoch()
         self._log_sharpness(epoch_idx)
         return total_loss
+
+    def _set_helen_scale(self, dataset):
+        """Helen's radius factor per item-embedding row, from the training split's item counts."""
+        counts = training_item_counts(dataset)
+        scale = helen_row_scale(counts, self.config["helen_bound"], rows=self._helen_table.shape[0])
+        self.optimizer.set_row_scale(self._helen_table, scale)
 
     def _sam_loss(self, loss_func):
         """Wrap ``loss_func`` so that RecBole's unchanged loop takes SAM steps.
@@ -102,11 +142,21 @@ class SAMStepMixin:
         for group in self.optimizer.param_groups:
             group["rho"] = rho
 
+    def _log_trajectory(self, epoch_idx):
+        if not self.trajectory.values:
+            return
+        value = sum(self.trajectory.values) / len(self.trajectory.values)
+        self.sam_history.setdefault(epoch_idx, {})["trajectory"] = value
+        self.logger.info(set_color(f"epoch {epoch_idx} SAF", "green") + f": mean trajectory loss R {value:.6f}")
+        self.tensorboard.add_scalar("SAM/trajectory", value, epoch_idx)
+
     def _log_sharpness(self, epoch_idx):
         if not self._ascents:
             return
         sharpness, norm = (sum(column) / len(self._ascents) for column in zip(*self._ascents))
-        self.sam_history[epoch_idx] = {"sharpness": sharpness, "ascent_norm": norm, "ascents": len(self._ascents)}
+        self.sam_history.setdefault(epoch_idx, {}).update(
+            {"sharpness": sharpness, "ascent_norm": norm, "ascents": len(self._ascents)}
+        )
         self.logger.info(
             set_color(f"epoch {epoch_idx} SAM", "green")
             + f": mean L(Θ+Δ)-L(Θ) {sharpness:.6f}, mean ‖Δ‖ {norm:.6f}, ascents {len(self._ascents)}"
