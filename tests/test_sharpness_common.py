@@ -230,6 +230,8 @@ def test_ratio_table_from_two_outputs(capsys):
     expected = f"{math.exp(mean):.4g} [{math.exp(mean - half):.4g}, {math.exp(mean + half):.4g}] paired"
     assert table_row(table, "rho-sharpness")[-1] == expected
     assert not [line for line in table.splitlines() if line.startswith("| Hessian trace |")]  # not measured
+    # An output without the scale-free measures gets them from their parts: (2/0.5) ÷ (1/0.6) = 2.4.
+    assert table_row(table, "λ / L (scale-free)")[1:] == ["9.333 ± 6.11", "3.889 ± 2.546", "2.4 [2.4, 2.4] paired"]
 
 
 def test_ratio_intervals_without_pairs_or_with_one_seed():

@@ -149,15 +149,15 @@ def run_sharpness(args, overrides):
     check_rise_options(args.radius, args.directions)
     results = []
     for path, label, loaded, loss in _measured(args, labels, overrides):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         measures = sharpness_measures(
             loaded.model, loss, args.rho, args.iters, args.ascent_steps, args.seed, args.radius, args.directions
         )
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         config = loaded.config
         results.append(
             dict(label=label, checkpoint=path, model=config["model"], dataset=config["dataset"],
-                 train_seed=config["seed"], seconds=round(seconds, 2), **measures)
+                 train_seed=config["seed"], seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2), **measures)
         )  # fmt: skip
         print(f"{label}: " + ", ".join(f"{key} {_shown(value)}" for key, value in measures.items()) + f" ({seconds:.1f} s)")
     keys = ("objective", "rho", "iters", "ascent_steps", "batches", "seed", "radius", "directions")

@@ -63,10 +63,20 @@ def read_measurements(paths):
                     replicate=(result.get("train_seed"), settings.get("seed")),
                     settings={k: v for k, v in settings.items() if k not in IGNORED_SETTINGS},
                     path=path,
-                    values={key: result.get(key) for key, _ in MEASURES},
+                    values=_values(result),
                 )
             )
     return rows
+
+
+def _values(result):
+    values = {key: result.get(key) for key, _ in MEASURES}
+    loss = values["loss"]
+    for key in ("top_eigenvalue", "hessian_trace", "rho_sharpness"):
+        # Outputs written before the scale-free measures existed: the quotient from its parts.
+        if values[f"{key}_over_loss"] is None and values[key] is not None and loss is not None and loss > 0:
+            values[f"{key}_over_loss"] = values[key] / loss
+    return values
 
 
 def _mean_std(values):
