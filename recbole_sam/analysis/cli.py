@@ -14,6 +14,7 @@ from recbole_sam.cli import parse_overrides
 from recbole_sam.errors import ConfigError, exit_on_user_error
 from recbole_sam.threads import set_threads
 
+LOSS_NAMES = {"own": "training loss", "bce": "next-item BCE, fixed negatives", "ce": "next-item CE (full softmax)"}
 OVERRIDES_HELP = "Any other --key=value overrides a setting of every checkpoint's config, e.g. --use_gpu=False."
 
 
@@ -134,8 +135,11 @@ def run_landscape(args, overrides):
     write_atomically(out / "landscape.npz", lambda tmp: np.savez(tmp, **raw))
     write_atomically(out / "landscape.csv", lambda tmp: _write_csv(tmp, labels, args.checkpoints, landscapes))
     style = dict(zmax=args.zmax, relative=args.relative)
+    loss_name = LOSS_NAMES[args.objective]
     write_atomically(out / "landscape_surface.png", lambda tmp: plot_surfaces(landscapes, labels, tmp, **style))
-    write_atomically(out / "landscape_contour.png", lambda tmp: plot_contours(landscapes, labels, tmp, **style))
+    write_atomically(
+        out / "landscape_contour.png", lambda tmp: plot_contours(landscapes, labels, tmp, loss_name=loss_name, **style)
+    )
     for label, land in zip(labels, landscapes):
         print(f"{label}: L(Θ) = {land.center_loss:.6f}, max on grid = {land.losses.max():.6f}")
     print(f"wrote {out}/landscape.npz, landscape.csv, landscape_surface.png, landscape_contour.png")
