@@ -20,7 +20,7 @@ from recbole_sam.analysis.landscape import (
     model_landscape,
 )
 from recbole_sam.loading import build_config, load_checkpoint
-from recbole_sam.analysis.objective import BatchLoss, sample_batches, seed_all
+from recbole_sam.analysis.objective import BatchLoss, model_objective, sample_batches, seed_all
 from recbole_sam.analysis.plots import plot_contours, plot_surfaces
 from recbole_sam.analysis.sharpness import hessian_trace, model_sharpness, rho_sharpness, top_hessian_eigenvalue
 from recbole_sam.errors import ConfigError
@@ -358,6 +358,37 @@ def test_sharpness_command_writes_json(checkpoint):
         assert math.isfinite(result[key])
 
 
+def test_sharpness_command_on_the_common_objective_then_the_ratio_table(checkpoint, capsys):
+    cli.main(["sharpness", "--checkpoints", checkpoint, checkpoint, "--labels", "a", "b", "--objective", "bce",
+              "--iters", "2", "--ascent-steps", "1", "--batches", "1", "--directions", "1", "--radius", "0.2",
+              "--out", "sharpness.json", "--train_batch_size=64"])  # fmt: skip
+    with open("sharpness.json", encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["settings"]["objective"] == "bce" and report["settings"]["radius"] == 0.2
+    first, second = report["results"]
+    assert first["train_seed"] == TINY_CONFIG["seed"]
+    measures = ("loss", "top_eigenvalue", "hessian_trace", "rho_sharpness", "top_eigenvalue_over_loss",
+                "hessian_trace_over_loss", "rho_sharpness_over_loss", "loss_rise", "relative_loss_rise")  # fmt: skip
+    for key in measures:
+        assert math.isfinite(first[key]) and first[key] == second[key]  # one checkpoint, one function
+    assert first["relative_loss_rise"] > 0
+    capsys.readouterr()
+    cli.main(["report", "--inputs", "sharpness.json"])
+    table = capsys.readouterr().out
+    assert "### Objective: bce" in table and "| measure | a (n=1) | b (n=1) | a ÷ b, 95% CI |" in table
+    assert "| λ / L (scale-free) |" in table and "1 (one seed)" in table
+
+
+def test_landscape_command_on_the_common_objective(checkpoint, loaded):
+    cli.main(["landscape", "--checkpoints", checkpoint, "--objective", "ce", "--grid", "3", "--batches", "1",
+              "--out", "out", "--no-progress", "--train_batch_size=64"])  # fmt: skip
+    raw = np.load("out/landscape.npz")
+    assert str(raw["objective"]) == "ce"
+    expected = model_objective(loaded.model, loaded.train_data, "ce", batches=1, seed=0).value()
+    assert raw["losses"][0, 1, 1] == pytest.approx(expected, rel=1e-6)
+    assert expected > 1.0  # a full-softmax CE over hundreds of items, not the one-negative BCE the model trained on
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -365,6 +396,8 @@ def test_sharpness_command_writes_json(checkpoint):
         (["sharpness", "--checkpoints", "missing.pth", "--rho", "0", "--out", "s.json"], "error: rho: must be"),
         (["landscape", "--checkpoints", "missing.pth", "--grid", "4", "--out", "o"], "error: grid: must be an odd"),
         (["landscape", "--checkpoints", "a.pth", "b.pth", "--labels", "a", "--out", "o"], "error: labels: 1 given"),
+        (["sharpness", "--checkpoints", "missing.pth", "--radius", "0", "--out", "s.json"], "error: radius: must be"),
+        (["sharpness", "--checkpoints", "missing.pth", "--directions", "0", "--out", "s.json"], "error: directions:"),
     ],
 )
 def test_command_line_errors_exit_2(argv, message, capsys):

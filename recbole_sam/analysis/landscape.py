@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from recbole_sam.analysis.objective import BatchLoss, sample_batches
+from recbole_sam.analysis.objective import check_objective, model_objective
 from recbole_sam.errors import ConfigError
 
 
@@ -142,24 +142,31 @@ def loss_grid(model, loss_fn, directions, grid=21, span=1.0, progress=True, desc
     return Landscape(coords=coords, losses=losses)
 
 
-def model_landscape(model, train_data, grid=21, span=1.0, batches=4, seed=0, progress=True, desc="landscape"):
-    """The landscape of a RecBole model's training loss around its current parameters.
+def model_landscape(
+    model, train_data, grid=21, span=1.0, batches=4, seed=0, progress=True, desc="landscape", objective="own", loss=None
+):
+    """The landscape of a RecBole model's loss around its current parameters.
 
     Args:
-        model: a RecBole model (only ``calculate_loss`` is used).
+        model: a RecBole model.
         train_data: its training dataloader.
         grid (int): points per axis, odd and >= 3.
         span (float): the grid covers [-span, span]² in units of the filter-normalised directions.
-        batches (int): training batches L is averaged over.
-        seed (int): fixes the directions, the batches and the draws inside ``calculate_loss``.
+        batches (int): batches L is averaged over.
+        seed (int): fixes the directions, the batches and the draws inside the loss.
         progress (bool): show a tqdm bar.
         desc (str): the bar's label.
+        objective (str): ``own`` (the model's training loss), ``bce`` or ``ce`` (the common
+            next-item loss, see ``objective.NextItemLoss``).
+        loss (optional): an L already built (``objective.model_objective``); then
+            ``train_data``, ``batches`` and ``objective`` are not used.
 
     Returns:
         Landscape: see :func:`loss_grid`.
     """
     grid_coords(grid, span)  # check the arguments before the slow part
-    device = next(model.parameters()).device
-    objective = BatchLoss(model, sample_batches(train_data, batches, seed, device), seed)
+    check_objective(objective)
+    if loss is None:
+        loss = model_objective(model, train_data, objective, batches, seed)
     directions = filter_normalized_directions(model, seed)
-    return loss_grid(model, objective.value, directions, grid, span, progress, desc)
+    return loss_grid(model, loss.value, directions, grid, span, progress, desc)

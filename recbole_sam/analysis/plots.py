@@ -76,7 +76,9 @@ def plot_surfaces(landscapes, labels, path, zmax=None, relative=False, dpi=100, 
     fig.savefig(path, format="png")
 
 
-def plot_contours(landscapes, labels, path, zmax=None, relative=False, levels=20, dpi=100, cmap="viridis"):
+def plot_contours(
+    landscapes, labels, path, zmax=None, relative=False, levels=20, dpi=100, cmap="viridis", loss_name="training loss"
+):
     """Contour maps of the same landscapes: shared levels, one colour bar, Θ marked.
 
     Args:
@@ -88,6 +90,7 @@ def plot_contours(landscapes, labels, path, zmax=None, relative=False, levels=20
         levels (int): number of contour levels.
         dpi (int): resolution.
         cmap (str): matplotlib colour map.
+        loss_name (str): what L is, for the colour bar.
     """
     shown = _prepared(landscapes, labels, relative)
     norm = _shared_scale(shown, zmax)
@@ -104,6 +107,6 @@ def plot_contours(landscapes, labels, path, zmax=None, relative=False, levels=20
         ax.set_xlabel("δ")
         ax.set_ylabel("η")
         ax.set_aspect("equal")
-    bar_label = "training loss − L(Θ)" if relative else "training loss"
+    bar_label = f"{loss_name} − L(Θ)" if relative else loss_name
     fig.colorbar(filled, ax=list(axes), label=bar_label, ticks=MaxNLocator(6))
     fig.savefig(path, format="png")

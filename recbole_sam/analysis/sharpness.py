@@ -1,6 +1,8 @@
-"""Sharpness of a minimum: the Hessian's top eigenvalue and trace, and rho-sharpness.
+"""Sharpness of a minimum: the Hessian's top eigenvalue and trace, rho-sharpness, and the
+scale-free measures built on them (each divided by L(Θ), and the relative loss rise along
+filter-normalised random directions).
 
-All three take the loss as ``loss_terms``: a function returning scalar tensors whose sum is L
+The Hessian measures take the loss as ``loss_terms``: a function returning scalar tensors whose sum is L
 (one per batch, so that only one batch's graph is alive at a time), and ``params``, the
 tensors L is differentiated in. Random vectors come from a seeded CPU generator: the same seed
 gives the same numbers on any device, and the global generators are not touched.
@@ -10,7 +12,8 @@ import math
 
 import torch
 
-from recbole_sam.analysis.objective import BatchLoss, sample_batches
+from recbole_sam.analysis.landscape import filter_normalized_directions
+from recbole_sam.analysis.objective import model_objective
 from recbole_sam.errors import ConfigError
 
 
@@ -183,28 +186,114 @@ def rho_sharpness(loss_terms, params, rho=0.05, steps=10, seed=0):
     return best
 
 
-def model_sharpness(model, train_data, rho=0.05, iters=20, ascent_steps=10, batches=4, seed=0):
-    """Sharpness measures of a RecBole model's training loss at its current parameters.
+def check_rise_options(radius, directions):
+    """Raise ``ConfigError`` for a radius that is not > 0 or a direction count that is not >= 1."""
+    if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not math.isfinite(radius) or radius <= 0:
+        raise ConfigError(f"radius: must be a number > 0, got {radius!r}")
+    _check_count("directions", directions)
+
+
+def relative_loss_rise(model, loss_fn, radius=0.1, directions=4, seed=0):
+    """How much L rises, relative to L(Θ), at a fixed relative distance from Θ.
+
+    Along ``directions`` filter-normalised random directions d (each row of d has the norm of
+    the same row of Θ, as in the landscapes), the curvature part of the rise,
+    ½ (L(Θ + r·d) + L(Θ − r·d)) − L(Θ) (both signs, so that a non-zero gradient cancels), averaged
+    over the directions, then divided by L(Θ). Multiplying L by a constant leaves it unchanged.
+    Parameters are restored bit for bit afterwards.
 
     Args:
-        model: a RecBole model (only ``calculate_loss`` is used), evaluated in eval mode.
-        train_data: its training dataloader.
+        model (torch.nn.Module): its trainable parameters are moved.
+        loss_fn (callable): no arguments, returns L at the current parameters as a float.
+        radius (float): r, the distance in units of the filter-normalised directions, > 0.
+        directions (int): how many random directions, >= 1.
+        seed (int): the directions (the same ones for every model of an architecture).
+
+    Returns:
+        tuple: ``(rise, relative_rise)``: the mean rise, and the mean rise divided by L(Θ)
+        (``None`` where L(Θ) is not > 0).
+    """
+    check_rise_options(radius, directions)
+    params = dict(model.named_parameters())
+    theta = {name: p.detach().clone() for name, p in params.items()}
+    base, rises = loss_fn(), []
+    try:
+        for direction in filter_normalized_directions(model, seed, count=directions):
+            ends = []
+            for sign in (1.0, -1.0):
+                with torch.no_grad():
+                    for name, step in direction.items():
+                        params[name].copy_(theta[name] + (sign * radius) * step)
+                ends.append(loss_fn())
+            rises.append(0.5 * (ends[0] + ends[1]) - base)
+    finally:
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(theta[name])
+    rise = sum(rises) / len(rises)
+    return rise, (rise / base if base > 0 else None)
+
+
+def sharpness_measures(model, objective, rho=0.05, iters=20, ascent_steps=10, seed=0, radius=0.1, directions=4):
+    """Every sharpness measure of ``objective`` at the model's current parameters.
+
+    Args:
+        model (torch.nn.Module): whose parameters the filter-normalised directions follow.
+        objective: L, with ``terms()``, ``value()`` and ``parameters()`` (``objective.BatchLoss``
+            or ``objective.NextItemLoss``).
         rho (float): radius for rho-sharpness.
         iters (int): power iterations, and Hutchinson samples.
         ascent_steps (int): gradient steps for rho-sharpness.
-        batches (int): training batches L is averaged over.
-        seed (int): fixes the batches, the random draws in the loss and the random vectors.
+        seed (int): the random vectors and directions.
+        radius (float): the relative loss rise's distance, in filter-normalised units.
+        directions (int): the relative loss rise's random directions.
 
     Returns:
-        dict: ``loss`` (L(Θ)), ``top_eigenvalue``, ``hessian_trace``, ``rho_sharpness``.
+        dict: ``loss`` (L(Θ)), ``top_eigenvalue``, ``hessian_trace``, ``rho_sharpness``, the
+        scale-free ``top_eigenvalue_over_loss``, ``hessian_trace_over_loss``,
+        ``rho_sharpness_over_loss``, ``relative_loss_rise``, and ``loss_rise`` (its numerator).
+        A quotient is ``None`` where L(Θ) is not > 0.
     """
-    check_sharpness_options(rho, iters, ascent_steps)  # before the slow part
-    device = next(model.parameters()).device
-    objective = BatchLoss(model, sample_batches(train_data, batches, seed, device), seed)
+    check_sharpness_options(rho, iters, ascent_steps)
+    check_rise_options(radius, directions)
     params = objective.parameters()
-    return {
-        "loss": objective.value(),
+    loss = objective.value()
+    measures = {
+        "loss": loss,
         "top_eigenvalue": top_hessian_eigenvalue(objective.terms, params, iters, seed),
         "hessian_trace": hessian_trace(objective.terms, params, iters, seed),
         "rho_sharpness": rho_sharpness(objective.terms, params, rho, ascent_steps, seed),
     }
+    for key in ("top_eigenvalue", "hessian_trace", "rho_sharpness"):
+        measures[f"{key}_over_loss"] = measures[key] / loss if loss > 0 else None
+    measures["loss_rise"], measures["relative_loss_rise"] = relative_loss_rise(
+        model, objective.value, radius, directions, seed
+    )
+    return measures
+
+
+def model_sharpness(
+    model, train_data, rho=0.05, iters=20, ascent_steps=10, batches=4, seed=0, objective="own", radius=0.1, directions=4
+):
+    """Sharpness measures of a RecBole model at its current parameters.
+
+    Args:
+        model: a RecBole model, evaluated in eval mode.
+        train_data: its training dataloader.
+        rho (float): radius for rho-sharpness.
+        iters (int): power iterations, and Hutchinson samples.
+        ascent_steps (int): gradient steps for rho-sharpness.
+        batches (int): batches L is averaged over.
+        seed (int): fixes the batches, the random draws in the loss, the vectors and directions.
+        objective (str): ``own`` (the model's training loss), ``bce`` or ``ce`` (the common
+            next-item loss, see ``objective.NextItemLoss``).
+        radius (float): the relative loss rise's distance.
+        directions (int): the relative loss rise's random directions.
+
+    Returns:
+        dict: see :func:`sharpness_measures`.
+    """
+    check_sharpness_options(rho, iters, ascent_steps)  # before the slow part
+    check_rise_options(radius, directions)
+    loss = model_objective(model, train_data, objective, batches, seed)
+    return sharpness_measures(model, loss, rho, iters, ascent_steps, seed, radius, directions)
