@@ -38,6 +38,8 @@ VARIANTS = {
     "plain, unpacked": {"trainer": "plain", "pack_sequences": False},
     "SAM (k=1)": {"trainer": "sam", "sam_interval": 1},
     "SAM (k=1), unpacked": {"trainer": "sam", "sam_interval": 1, "pack_sequences": False},
+    "plain, CL4SRec slow path": {"trainer": "plain", "cl_fast_path": False},
+    "SAM (k=1), CL4SRec slow path": {"trainer": "sam", "sam_interval": 1, "cl_fast_path": False},
     "SAM (k=5)": {"trainer": "sam", "sam_interval": 5},
     "LookSAM (k=5)": {"trainer": "sam", "sam_variant": "looksam", "sam_interval": 5},
 }

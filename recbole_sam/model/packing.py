@@ -101,3 +101,35 @@ def pack(item_seq, item_seq_len, position_ids, width):
 
     batch_index = torch.arange(1, len(item_seq) + 1, device=device).unsqueeze(1).expand_as(item_seq)
     return PackedBatch(scatter(item_seq), scatter(position_ids), scatter(batch_index), slots)
+
+
+def layer_at_slots(layer, hidden, attention_mask, slots):
+    """One RecBole ``TransformerLayer`` evaluated only for the queries at ``slots``.
+
+    Keys and values still come from every slot of the query's row, so each output equals the
+    full layer's output at that slot (to float tolerance, in eval mode), at a fraction of the
+    cost when few slots are wanted (e.g. only each sequence's last item, in the last layer).
+
+    Args:
+        layer (recbole.model.layers.TransformerLayer): the layer; its own modules are used.
+        hidden (torch.Tensor): [R W H] the layer's input rows.
+        attention_mask (torch.Tensor): [R 1 W W] additive mask, as ``PackedBatch.attention_mask``.
+        slots (torch.LongTensor): [M] wanted slots of ``hidden.view(-1, H)``.
+
+    Returns:
+        torch.Tensor: [M H] the layer's output at those slots.
+    """
+    attention = layer.multi_head_attention
+    width, size = hidden.size(1), hidden.size(2)
+    rows, columns = slots // width, slots % width
+    query_input = hidden.reshape(-1, size)[slots]  # [M H]
+    heads, head_size = attention.num_attention_heads, attention.attention_head_size
+    query = attention.query(query_input).view(-1, heads, 1, head_size)  # [M h 1 d]
+    key = attention.key(hidden).view(-1, width, heads, head_size).permute(0, 2, 3, 1)[rows]  # [M h d W]
+    value = attention.value(hidden).view(-1, width, heads, head_size).transpose(1, 2)[rows]  # [M h W d]
+    scores = torch.matmul(query, key) / attention.sqrt_attention_head_size  # [M h 1 W]
+    scores = scores + attention_mask[rows, :, columns].unsqueeze(2)  # the query's own mask row
+    probs = attention.attn_dropout(attention.softmax(scores))
+    context = torch.matmul(probs, value).reshape(-1, heads * head_size)  # [M H]
+    attended = attention.LayerNorm(attention.out_dropout(attention.dense(context)) + query_input)
+    return layer.feed_forward(attended)

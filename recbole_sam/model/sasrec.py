@@ -95,12 +95,16 @@ class SASRec(RecBoleSASRec):
             positions = self.max_seq_length - length + steps
         return torch.where(steps < length, positions, torch.zeros_like(positions))
 
-    def encode_layout(self, items, positions, attention_mask):
-        """Hidden states [R W H] of item rows with their position ids and additive attention mask."""
+    def embed_layout(self, items, positions):
+        """The encoder's input [R W H]: item plus position embeddings, layer norm, dropout."""
         position_embedding = self.position_embedding(positions)
         if self.mask_padding_positions:
             position_embedding = position_embedding * (items > 0).unsqueeze(-1)
-        hidden = self.dropout(self.LayerNorm(self.item_embedding(items) + position_embedding))
+        return self.dropout(self.LayerNorm(self.item_embedding(items) + position_embedding))
+
+    def encode_layout(self, items, positions, attention_mask):
+        """Hidden states [R W H] of item rows with their position ids and additive attention mask."""
+        hidden = self.embed_layout(items, positions)
         return self.trm_encoder(hidden, attention_mask, output_all_encoded_layers=True)[-1]
 
     def encode(self, item_seq, item_seq_len):
