@@ -104,11 +104,13 @@ def pack(item_seq, item_seq_len, position_ids, width):
 
 
 def layer_at_slots(layer, hidden, attention_mask, slots):
-    """One RecBole ``TransformerLayer`` evaluated only for the queries at ``slots``.
+    """One RecBole ``TransformerLayer`` whose output is wanted only at ``slots``.
 
-    Keys and values still come from every slot of the query's row, so each output equals the
-    full layer's output at that slot (to float tolerance, in eval mode), at a fraction of the
-    cost when few slots are wanted (e.g. only each sequence's last item, in the last layer).
+    Attention runs over the whole rows as in the full layer (it is cheap); the output
+    projection, the feed-forward block, their layer norms and dropouts, which are most of the
+    layer's work, run only at the wanted slots. Each output equals the full layer's output at
+    that slot (to float tolerance, in eval mode). Used for the last layer when a loss reads few
+    of its positions (e.g. each sequence's last item).
 
     Args:
         layer (recbole.model.layers.TransformerLayer): the layer; its own modules are used.
@@ -120,16 +122,15 @@ def layer_at_slots(layer, hidden, attention_mask, slots):
         torch.Tensor: [M H] the layer's output at those slots.
     """
     attention = layer.multi_head_attention
-    width, size = hidden.size(1), hidden.size(2)
-    rows, columns = slots // width, slots % width
-    query_input = hidden.reshape(-1, size)[slots]  # [M H]
+    rows, width, size = hidden.shape
     heads, head_size = attention.num_attention_heads, attention.attention_head_size
-    query = attention.query(query_input).view(-1, heads, 1, head_size)  # [M h 1 d]
-    key = attention.key(hidden).view(-1, width, heads, head_size).permute(0, 2, 3, 1)[rows]  # [M h d W]
-    value = attention.value(hidden).view(-1, width, heads, head_size).transpose(1, 2)[rows]  # [M h W d]
-    scores = torch.matmul(query, key) / attention.sqrt_attention_head_size  # [M h 1 W]
-    scores = scores + attention_mask[rows, :, columns].unsqueeze(2)  # the query's own mask row
+
+    def split_heads(x):
+        return x.view(rows, width, heads, head_size).transpose(1, 2)  # [R h W d]
+
+    query, key, value = (split_heads(f(hidden)) for f in (attention.query, attention.key, attention.value))
+    scores = torch.matmul(query, key.transpose(-1, -2)) / attention.sqrt_attention_head_size + attention_mask
     probs = attention.attn_dropout(attention.softmax(scores))
-    context = torch.matmul(probs, value).reshape(-1, heads * head_size)  # [M H]
-    attended = attention.LayerNorm(attention.out_dropout(attention.dense(context)) + query_input)
+    context = torch.matmul(probs, value).transpose(1, 2).reshape(rows * width, size)[slots]  # [M H]
+    attended = attention.LayerNorm(attention.out_dropout(attention.dense(context)) + hidden.reshape(-1, size)[slots])
     return layer.feed_forward(attended)

@@ -178,7 +178,9 @@ class SASRec(RecBoleSASRec):
             keys = user_ids.unsqueeze(1) * self.n_items + negatives
             if self.user_item_keys.device != keys.device:  # once, not at every draw of every batch
                 self.user_item_keys = self.user_item_keys.to(keys.device)
-            return torch.isin(keys, self.user_item_keys)
+            # user_item_keys is sorted: a binary search, not isin's sort of both tensors at every draw
+            found = torch.searchsorted(self.user_item_keys, keys).clamp(max=len(self.user_item_keys) - 1)
+            return self.user_item_keys[found] == keys
         return (negatives.unsqueeze(-1) == item_seq.unsqueeze(1)).any(-1)
 
 
