@@ -2,6 +2,7 @@
 padded implementation; SAM's passes see the same views; training, resume and records work."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -169,3 +170,16 @@ def test_training_goes_through_the_trainers_and_resumes(tiny_config, monkeypatch
     assert resumed["history"] == uninterrupted["history"]
     assert [entry["epoch"] for entry in resumed["history"]["curve"]] == [0, 1]
     assert os.path.isfile(resumed["result_file"])
+
+
+def test_paper_overlay_gives_the_iclrec_instance_cl_setting(tiny_config):
+    paper = Path(__file__).resolve().parent.parent / "properties" / "paper"
+    files = [str(paper / "ml-100k.yaml"), str(paper / "CL4SRec.yaml")]
+    settings = {key: value for key, value in tiny_config.items() if key not in ("epochs", "stopping_step", "train_batch_size")}
+    config = SAMConfig("CL4SRec", "ml-100k", config_file_list=files, config_dict=settings)
+    assert (config["train_scheme"], config["loss_type"], config["neg_exclude"], config["padding_side"]) == (
+        "sequence", "BCE", "user", "left",
+    )  # from the dataset's paper file
+    assert (config["crop_eta"], config["mask_gamma"], config["reorder_beta"]) == (0.2, 0.7, 0.2)
+    assert (config["cl_weight"], config["cl_temperature"], config["epochs"], config["stopping_step"]) == (0.1, 1.0, 300, 39)
+    assert config["train_batch_size"] == 256 and config["cl_fast_path"] is True
