@@ -17,6 +17,7 @@ from recbole_sam.data.dataset import create_dataset
 from recbole_sam.errors import Interrupted
 from recbole_sam.model import cl4srec
 from recbole_sam.model.cl4srec import CL4SRec, UniformDropout
+from recbole_sam.model.packing import first_fit_rows
 from recbole_sam.quick_start import run_recbole_sam
 from recbole_sam.rng import RandomDraws
 from recbole_sam.trainer import SAMTrainer
@@ -183,3 +184,19 @@ def test_paper_overlay_gives_the_iclrec_instance_cl_setting(tiny_config):
     assert (config["crop_eta"], config["mask_gamma"], config["reorder_beta"]) == (0.2, 0.7, 0.2)
     assert (config["cl_weight"], config["cl_temperature"], config["epochs"], config["stopping_step"]) == (0.1, 1.0, 300, 39)
     assert config["train_batch_size"] == 256 and config["cl_fast_path"] is True
+
+
+def test_first_fit_rows_places_each_sequence_in_the_first_row_with_room_on_random_batches():
+    """Against a direct transcription of first fit (scan every row for each sequence)."""
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        width = int(torch.randint(1, 20, (1,), generator=generator))
+        lengths = torch.randint(1, width + 1, (int(torch.randint(1, 60, (1,), generator=generator)),), generator=generator)
+        fill, expected = [], []
+        for length in lengths.tolist():
+            r = next((i for i, used in enumerate(fill) if used + length <= width), len(fill))
+            fill += [0] * (r == len(fill))
+            expected.append((r, fill[r]))
+            fill[r] += length
+        row, offset, n_rows = first_fit_rows(lengths.numpy(), width)
+        assert list(zip(row.tolist(), offset.tolist())) == expected and n_rows == len(fill)
