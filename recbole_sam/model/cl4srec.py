@@ -8,7 +8,14 @@ operators (Sec. IV-B): item crop (keep a random contiguous ⌊η·n⌋ items), i
 
 The operators below take RecBole's right-padded batches (items, then zeros; ``item_seq_len``
 gives n), return new tensors in the same layout with their lengths, and draw only from torch's
-global generator, so the SAM trainer's ``RandomDraws`` replays the same views in both passes.
+global generator, so the SAM trainer's ``RandomDraws`` replays the same views in both passes
+(and ``data_draw`` keeps them under ``fresh_dropout``).
+
+Either training scheme works: ``prefix`` (RecBole's, the RecBole-based CL4SRec lineage) and
+``sequence`` (one sample per user, next-item loss at every position, views of the training
+sequence: ICLRec's InstanceCL, the paper setting; docs/paper_setting.md, section CL4SRec). With
+``pack_sequences`` and ``cl_fast_path`` one packed encoder pass serves the next-item loss and both
+views (``packed_loss``); otherwise the padded three-pass path, the reference it equals in eval mode.
 """
 
 import torch
