@@ -38,6 +38,8 @@ VARIANTS = {
     "plain, unpacked": {"trainer": "plain", "pack_sequences": False},
     "SAM (k=1)": {"trainer": "sam", "sam_interval": 1},
     "SAM (k=1), unpacked": {"trainer": "sam", "sam_interval": 1, "pack_sequences": False},
+    "plain, CL4SRec slow path": {"trainer": "plain", "cl_fast_path": False},
+    "SAM (k=1), CL4SRec slow path": {"trainer": "sam", "sam_interval": 1, "cl_fast_path": False},
     "SAM (k=5)": {"trainer": "sam", "sam_interval": 5},
     "LookSAM (k=5)": {"trainer": "sam", "sam_variant": "looksam", "sam_interval": 5},
     "SAM dense": {"trainer": "sam", "sam_params": "dense"},
@@ -60,31 +62,38 @@ def build_trainer(model_name, dataset, overrides):
     return get_trainer(config)(config, model), train_data
 
 
-def time_epochs(model_name, dataset, variants, repeats, overrides, max_batches=None):
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_epochs(model_name, dataset, variants, repeats, overrides, max_batches=None, clock="wall"):
     """Median seconds per epoch and batches per epoch of each variant, timed in turns.
 
     With ``max_batches``, each timed "epoch" is its first ``max_batches`` batches, and the
     epoch time is extrapolated from them (for models whose full epoch takes many minutes).
+    ``clock``: ``wall`` seconds, or ``cpu`` seconds of this process (with one thread, the
+    work done, hardly moved by other processes competing for the cores).
     """
+    now = CLOCKS[clock]
     runs = {name: build_trainer(model_name, dataset, dict(overrides, **VARIANTS[name])) for name in variants}
     seconds = {name: [] for name in variants}
     for epoch in range(repeats + 1):  # epoch 0 warms up caches and is not counted
         for name, (trainer, train_data) in runs.items():
             batches = train_data if max_batches is None else itertools.islice(train_data, max_batches)
-            start = time.perf_counter()
+            start = now()
             trainer._train_epoch(batches, epoch)
             if epoch > 0:
                 timed = len(train_data) if max_batches is None else min(max_batches, len(train_data))
-                seconds[name].append((time.perf_counter() - start) * len(train_data) / timed)
+                seconds[name].append((now() - start) * len(train_data) / timed)
     return {name: (statistics.median(values), len(runs[name][1])) for name, values in seconds.items()}
 
 
-def markdown_table(results, command, max_batches=None):
+def markdown_table(results, command, max_batches=None, clock="wall"):
     lines = [
         f"Command: `{command}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores visible, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; run on {time.strftime('%Y-%m-%d')}."
-        + (f" Epoch times extrapolated from the first {max_batches} batches." if max_batches else ""),
+        + (f" Epoch times extrapolated from the first {max_batches} batches." if max_batches else "")
+        + (" Seconds are the process's CPU time, not wall time." if clock == "cpu" else ""),
         "",
         "| model | dataset | variant | batches/epoch | s/epoch (median) | × plain |",
         "|---|---|---|---|---|---|",
@@ -120,6 +129,7 @@ def main():
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train_scheme=prefix")
     parser.add_argument("--batches", type=int, default=None, help="time only the first N batches of each epoch and extrapolate")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--clock", default="wall", choices=list(CLOCKS), help="wall seconds, or the process's CPU seconds (for a busy machine)")
     parser.add_argument("--out", default=None, help="Markdown file to write the table into")
     parser.add_argument("--section", default="epoch-time", help="marker of the section in --out")
     args = parser.parse_args()
@@ -130,11 +140,11 @@ def main():
     results = {}
     for model_name in args.models:
         results[(model_name, args.dataset)] = time_epochs(
-            model_name, args.dataset, args.variants, args.repeats, overrides, args.batches
+            model_name, args.dataset, args.variants, args.repeats, overrides, args.batches, args.clock
         )
         print(f"{model_name}: {results[(model_name, args.dataset)]}", flush=True)
     command = "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
-    table = markdown_table(results, command, args.batches)
+    table = markdown_table(results, command, args.batches, args.clock)
     print(table)
     if args.out:
         write_section(args.out, args.section, table)

@@ -62,16 +62,21 @@ def first_fit_rows(lengths, width):
     Returns:
         tuple: ``(row, offset)`` arrays [B], and the number of rows.
     """
-    fill = np.zeros(len(lengths), dtype=np.int64)  # at most one row per sequence
-    rows_used = 0
-    row, offset = np.empty_like(fill), np.empty_like(fill)
-    for b, length in enumerate(lengths):
-        fits = np.flatnonzero(fill[:rows_used] + length <= width)
-        r = fits[0] if len(fits) else rows_used
-        rows_used = max(rows_used, r + 1)
-        row[b], offset[b] = r, fill[r]
+    # Plain Python ints: a few microseconds per sequence, where a NumPy call per sequence cost tens.
+    fill, rows, offsets = [], [], []  # fill: slots used in each row so far
+    first_open = 0  # every row before it is full, so no scan starts earlier
+    for length in np.asarray(lengths).tolist():
+        r = first_open
+        while r < len(fill) and fill[r] + length > width:
+            r += 1
+        if r == len(fill):
+            fill.append(0)
+        rows.append(r)
+        offsets.append(fill[r])
         fill[r] += length
-    return row, offset, rows_used
+        while first_open < len(fill) and fill[first_open] >= width:
+            first_open += 1
+    return np.array(rows, dtype=np.int64), np.array(offsets, dtype=np.int64), len(fill)
 
 
 def pack(item_seq, item_seq_len, position_ids, width):
@@ -101,3 +106,36 @@ def pack(item_seq, item_seq_len, position_ids, width):
 
     batch_index = torch.arange(1, len(item_seq) + 1, device=device).unsqueeze(1).expand_as(item_seq)
     return PackedBatch(scatter(item_seq), scatter(position_ids), scatter(batch_index), slots)
+
+
+def layer_at_slots(layer, hidden, attention_mask, slots):
+    """One RecBole ``TransformerLayer`` whose output is wanted only at ``slots``.
+
+    Attention runs over the whole rows as in the full layer (it is cheap); the output
+    projection, the feed-forward block, their layer norms and dropouts, which are most of the
+    layer's work, run only at the wanted slots. Each output equals the full layer's output at
+    that slot (to float tolerance, in eval mode). Used for the last layer when a loss reads few
+    of its positions (e.g. each sequence's last item).
+
+    Args:
+        layer (recbole.model.layers.TransformerLayer): the layer; its own modules are used.
+        hidden (torch.Tensor): [R W H] the layer's input rows.
+        attention_mask (torch.Tensor): [R 1 W W] additive mask, as ``PackedBatch.attention_mask``.
+        slots (torch.LongTensor): [M] wanted slots of ``hidden.view(-1, H)``.
+
+    Returns:
+        torch.Tensor: [M H] the layer's output at those slots.
+    """
+    attention = layer.multi_head_attention
+    rows, width, size = hidden.shape
+    heads, head_size = attention.num_attention_heads, attention.attention_head_size
+
+    def split_heads(x):
+        return x.view(rows, width, heads, head_size).transpose(1, 2)  # [R h W d]
+
+    query, key, value = (split_heads(f(hidden)) for f in (attention.query, attention.key, attention.value))
+    scores = torch.matmul(query, key.transpose(-1, -2)) / attention.sqrt_attention_head_size + attention_mask
+    probs = attention.attn_dropout(attention.softmax(scores))
+    context = torch.matmul(probs, value).transpose(1, 2).reshape(rows * width, size)[slots]  # [M H]
+    attended = attention.LayerNorm(attention.out_dropout(attention.dense(context)) + hidden.reshape(-1, size)[slots])
+    return layer.feed_forward(attended)

@@ -95,12 +95,16 @@ class SASRec(RecBoleSASRec):
             positions = self.max_seq_length - length + steps
         return torch.where(steps < length, positions, torch.zeros_like(positions))
 
-    def encode_layout(self, items, positions, attention_mask):
-        """Hidden states [R W H] of item rows with their position ids and additive attention mask."""
+    def embed_layout(self, items, positions):
+        """The encoder's input [R W H]: item plus position embeddings, layer norm, dropout."""
         position_embedding = self.position_embedding(positions)
         if self.mask_padding_positions:
             position_embedding = position_embedding * (items > 0).unsqueeze(-1)
-        hidden = self.dropout(self.LayerNorm(self.item_embedding(items) + position_embedding))
+        return self.dropout(self.LayerNorm(self.item_embedding(items) + position_embedding))
+
+    def encode_layout(self, items, positions, attention_mask):
+        """Hidden states [R W H] of item rows with their position ids and additive attention mask."""
+        hidden = self.embed_layout(items, positions)
         return self.trm_encoder(hidden, attention_mask, output_all_encoded_layers=True)[-1]
 
     def encode(self, item_seq, item_seq_len):
@@ -174,7 +178,9 @@ class SASRec(RecBoleSASRec):
             keys = user_ids.unsqueeze(1) * self.n_items + negatives
             if self.user_item_keys.device != keys.device:  # once, not at every draw of every batch
                 self.user_item_keys = self.user_item_keys.to(keys.device)
-            return torch.isin(keys, self.user_item_keys)
+            # user_item_keys is sorted: a binary search, not isin's sort of both tensors at every draw
+            found = torch.searchsorted(self.user_item_keys, keys).clamp(max=len(self.user_item_keys) - 1)
+            return self.user_item_keys[found] == keys
         return (negatives.unsqueeze(-1) == item_seq.unsqueeze(1)).any(-1)
 
 
