@@ -8,6 +8,8 @@
     python run_experiments.py rho --seeds 1 2 3 --workers 8 --address auto        # on a running Ray cluster
     python run_experiments.py verdict --dataset ml-100k --workers 2                # does SAM help SASRec? (+ verdict-report)
     python run_experiments.py ablation --dataset ml-100k --seeds 2 3 4             # the corrections (+ ablation-report)
+    python run_experiments.py claims --runs docs/runs --write docs/results.md      # the claim-by-claim table
+    python run_experiments.py rho-curve BCE=docs/runs/verdict/ml-100k/BCE --plot rho.png   # Figure 3, paired
 
 Each finished run is a JSON record in <out>/runs/ (default out: runs/<subcommand>; the verdict's
 and the ablation's: <out>/<dataset>/<backbone or correction>/runs/); the same command again skips

@@ -39,7 +39,8 @@ def _positive_int(text):
 def build_parser():
     parser = ArgumentParser(
         description="The SAMRec paper's experiments as resumable grids of recbole-sam runs.",
-        epilog="Also: run_experiments.py {verdict,verdict-report,ablation,ablation-report} --help (does SAM help SASRec?)",
+        epilog="Also: run_experiments.py {verdict,verdict-report,ablation,ablation-report,claims,rho-curve} --help "
+        "(does SAM help SASRec? the claim-by-claim table; Figure 3 with intervals)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{table,rho,sparsity}")
     table = commands.add_parser("table", help=TITLES["table"].format(models="SASRec, S3Rec, CL4SRec"))
