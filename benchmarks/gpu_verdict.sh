@@ -3,7 +3,7 @@
 #
 #   bash benchmarks/gpu_verdict.sh SECONDS
 #
-# The first call installs the carried wheels (.whl/, see README's "GPU" note) and starts the
+# The first call installs the carried wheels (.whl/, see docs/recbole_fixes.md) and starts the
 # grids as their own process sessions, so that they outlive the call while the machine stays
 # warm; every call (the first and any next one on the same warm machine) then waits SECONDS and
 # copies the finished records and the logs to $OUT/records.tar.gz, every 20 s.
