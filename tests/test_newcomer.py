@@ -142,3 +142,47 @@ def test_sigterm_exits_143_and_ctrl_c_130(capsys):
 def test_the_session_works_in_a_temporary_folder(session_folder):
     assert not session_folder.resolve().is_relative_to(REPO)  # session fixtures (a local Ray) write there
     assert not Path.cwd().resolve().is_relative_to(REPO)
+
+
+# Tune (trials named by their run id and without -last.pth, and an unreachable --address: test_tune.py)
+
+
+def test_loguniform_bounds_that_look_like_values_are_refused_with_the_exponents_meant(capsys):
+    pytest.importorskip("ray")
+    from recbole_sam.tune import cli as tune_cli
+
+    Path("lr.hyper").write_text("learning_rate loguniform 0.0001,0.01\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        tune_cli.main(["--params_file", "lr.hyper", "--storage_path", "res"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and err == [
+        "error: params_file: lr.hyper line 1: loguniform takes natural-log exponents, and 0.0001,0.01 would search "
+        "1..1.01; for learning_rate in 0.0001..0.01 write: learning_rate loguniform -9.21,-4.605"
+    ]
+    assert os.listdir(".") == ["lr.hyper"]
+    from recbole_sam.tune.params import params_from_dict
+
+    assert params_from_dict({"rho": "loguniform -4.605,0"})[0].bounds[1] == 1.0  # exponents still read as before
+
+
+@pytest.mark.parametrize("exponents", ["-4.605,0", "-8.517,-5.809", "-7,-6.5"])
+def test_params_png_tick_labels_do_not_overlap(exponents):
+    import math
+    import random
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from recbole_sam.tune import plots
+    from recbole_sam.tune.params import params_from_dict
+
+    (param,) = params_from_dict({"learning_rate": f"loguniform {exponents}"})
+    draw = random.Random(1)
+    rows = [{"learning_rate": math.exp(draw.uniform(*param.values)), "best_valid_score": draw.random()} for _ in range(10)]
+    fig = plots.params_figure(rows, [param])
+    FigureCanvasAgg(fig).draw()
+    (ax,) = fig.axes
+    low, high = ax.get_xlim()
+    labels = [label for label in ax.get_xticklabels(which="both") if label.get_text() and low <= label.get_position()[0] <= high]
+    boxes = [label.get_window_extent() for label in labels]
+    assert len(labels) >= 2, [label.get_text() for label in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), [label.get_text() for label in labels]
