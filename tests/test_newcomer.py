@@ -186,3 +186,9 @@ def test_params_png_tick_labels_do_not_overlap(exponents):
     boxes = [label.get_window_extent() for label in labels]
     assert len(labels) >= 2, [label.get_text() for label in labels]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), [label.get_text() for label in labels]
+
+
+def test_a_stream_without_isatty_counts_as_no_terminal():
+    from recbole_sam.run import on_terminal
+
+    assert on_terminal(object()) is False  # Ray's workers replace stderr with such a stand-in
