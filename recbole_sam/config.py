@@ -142,7 +142,7 @@ class SAMConfig(Config):
         # RecBole's default use_gpu: True stays in the log even on a machine without a GPU.
         config["use_gpu"] = use_gpu and self["device"].type == "cuda"
         if use_gpu and gpu_id_given and not config["use_gpu"]:  # RecBole falls back to the CPU without a word
-            print(f"note: gpu_id: no GPU {config['gpu_id']!r} is visible here; training on the CPU", file=sys.stderr)
+            _note_once(f"note: gpu_id: no GPU {config['gpu_id']!r} is visible here; training on the CPU")
 
     def _set_default_parameters(self):
         data_path = self.external_config_dict.get("data_path")
@@ -169,6 +169,16 @@ class SAMConfig(Config):
             self.final_config_dict["train_neg_sample_args"] = None
         elif self.final_config_dict.get("loss_type") in ("BPR", "BCE"):
             self.final_config_dict["train_neg_sample_args"] = {"distribution": "uniform", "sample_num": 1}
+
+
+_NOTED = set()
+
+
+def _note_once(line):
+    # One run builds several configs (S3Rec's stages, a search's checks): say it once.
+    if line not in _NOTED:
+        _NOTED.add(line)
+        print(line, file=sys.stderr)
 
 
 def _is_number(value):

@@ -92,7 +92,11 @@ def test_a_gpu_id_without_that_gpu_is_a_one_line_note(monkeypatch, capsys):
     if torch.cuda.device_count() > 7:
         pytest.skip("this machine has a GPU 7")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # restored after the test: gpu_id pins the process
+    from recbole_sam import config as config_module
+
+    monkeypatch.setattr(config_module, "_NOTED", set())
     config = SAMConfig("SASRec", "ml-100k", config_dict={"gpu_id": 7})
+    SAMConfig("SASRec", "ml-100k", config_dict={"gpu_id": 7})  # a second config of the same run: said once
     assert config["device"].type == "cpu"
     assert capsys.readouterr().err.splitlines() == ["note: gpu_id: no GPU '7' is visible here; training on the CPU"]
 
@@ -192,3 +196,11 @@ def test_a_stream_without_isatty_counts_as_no_terminal():
     from recbole_sam.run import on_terminal
 
     assert on_terminal(object()) is False  # Ray's workers replace stderr with such a stand-in
+
+
+def test_a_search_names_its_model_as_the_class_does():
+    pytest.importorskip("ray")
+    from recbole_sam.tune.search import new_spec
+
+    spec = new_spec("sasrec", "ml-100k", None, {"rho": "loguniform -4.605,0"}, {}, None, 1, "res", None, search="random")
+    assert spec.model == "SASRec" and spec.name.startswith("SASRec_ml-100k_")
