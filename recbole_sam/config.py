@@ -278,7 +278,8 @@ def check_evaluation_values(config):
     names = metrics if isinstance(metrics, list) else [metrics]
     unknown = [name for name in names if str(name).lower() not in metrics_dict]
     allowed = ", ".join(sorted(metric.__name__ for metric in metrics_dict.values()))
-    _require(bool(names) and not unknown, f"metrics: {(unknown or names)!r} not RecBole metrics; allowed: {allowed}")
+    _require(bool(names), f"metrics: name at least one; allowed: {allowed}")
+    _require(not unknown, f"metrics: {unknown[0] if unknown else ''!r} is not a RecBole metric (any letter case); allowed: {allowed}")
 
 
 def check_architecture_values(config):

@@ -62,7 +62,8 @@ def test_help_lists_every_model_recboles_trainer_trains():
     "argv, message",
     [
         (["--topk=[0]"], "topk: must be an integer >= 1 or a list of them, e.g. [10, 20], got [0]"),
-        (["--metrics=[Hit, Foo]"], "metrics: ['Foo'] not RecBole metrics; allowed: "),
+        (["--metrics=[Hit, Foo]"], "metrics: 'Foo' is not a RecBole metric (any letter case); allowed: "),
+        (["--metrics=[]"], "metrics: name at least one; allowed: "),
         (["--seed=abc"], "seed: must be an integer in [0, 2**32), got 'abc'"),
         (["--seed=-1"], "seed: must be an integer in [0, 2**32), got -1"),
         (["--n_heads=2", "--hidden_size=15"], "hidden_size: must be a multiple of n_heads (2), got 15"),
