@@ -90,8 +90,8 @@ def test_the_metric_names_listed_are_recboles(tiny_config, capsys):
 def test_a_gpu_id_without_that_gpu_is_a_one_line_note(monkeypatch, capsys):
     import torch
 
-    if torch.cuda.device_count() > 7:
-        pytest.skip("this machine has a GPU 7")
+    if torch.cuda.is_available():  # CUDA started in this process ignores CUDA_VISIBLE_DEVICES set later
+        pytest.skip("this machine has a GPU")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # restored after the test: gpu_id pins the process
     from recbole_sam import config as config_module
 
