@@ -25,11 +25,12 @@ def _options_help():
 
 
 def _models_help():
-    from recbole_sam.registry import MODELS, _recbole_sequential_models
+    from recbole_sam.registry import MODELS, trainable_models
 
-    ours = ", ".join(MODELS)
-    recbole = ", ".join(name for name in _recbole_sequential_models() if name not in MODELS)
-    return f"models: {ours} (recbole-sam's), and RecBole's sequential models trained by its Trainer: {recbole}"
+    lines = [f"models (any letter case; {', '.join(MODELS)} are recbole-sam's, the others RecBole's, trained by its Trainer):"]
+    for family, names in trainable_models().items():
+        lines.append(f"  {family.replace('_', '-')}: {', '.join(names)}")
+    return "\n".join(lines)
 
 
 def build_parser():
@@ -74,7 +75,10 @@ def main(argv=None):
     command = shlex.join(["python", "run_recbole_sam.py", *argv])
     with exit_on_user_error():
         result = _train(args, parse_overrides(unknown), command)
-    print(f"best valid: {dict(result['best_valid_result'] or {})}")
+    if result["best_valid_result"] is None:  # RecBole's "no validation": eval_step 0 (or > epochs)
+        print("no validation: no epoch was validated (eval_step: 0); the test result is the last epoch's model's")
+    else:
+        print(f"best valid: {dict(result['best_valid_result'] or {})}")
     print(f"test result: {dict(result['test_result'] or {})}")
     if result.get("checkpoint"):
         print(f"checkpoint: {result['checkpoint']}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 import recbole
 from recbole.config import Config
+from recbole.evaluator.register import metrics_dict
 from recbole.utils import InputType, ModelType
 from recbole.utils import argument_list
 
@@ -140,15 +141,24 @@ class SAMConfig(Config):
                 os.environ["CUDA_VISIBLE_DEVICES"] = environment
         # RecBole's default use_gpu: True stays in the log even on a machine without a GPU.
         config["use_gpu"] = use_gpu and self["device"].type == "cuda"
+        if use_gpu and gpu_id_given and not config["use_gpu"]:  # RecBole falls back to the CPU without a word
+            _note_once(f"note: gpu_id: no GPU {config['gpu_id']!r} is visible here; training on the CPU")
 
     def _set_default_parameters(self):
         data_path = self.external_config_dict.get("data_path")
         _require(data_path is None or os.path.isdir(str(data_path)), f"data_path: no folder {data_path!r}")
         self._derive_train_negative_sampling()
+        check_evaluation_values(self.final_config_dict)  # RecBole's own topk check raises a ValueError
         super()._set_default_parameters()
         if self.final_config_dict.get("loss_type") == "BCE":
             self.final_config_dict["MODEL_INPUT_TYPE"] = InputType.PAIRWISE  # one sampled negative per target
         check_options(self.final_config_dict, self.model_class)
+        # Any model's config has every key; only S3Rec has stages (a RecBole model with stages
+        # has its own trainer, which get_trainer refuses).
+        _require(
+            "train_stage" not in self.external_config_dict or self.model == "S3Rec",
+            f"train_stage: only S3Rec has stages (pretrain, finetune); {self.model} trains in one, drop train_stage",
+        )
 
     def _derive_train_negative_sampling(self):
         # RecBole samples one negative per target by default, and then refuses CE, its
@@ -159,6 +169,16 @@ class SAMConfig(Config):
             self.final_config_dict["train_neg_sample_args"] = None
         elif self.final_config_dict.get("loss_type") in ("BPR", "BCE"):
             self.final_config_dict["train_neg_sample_args"] = {"distribution": "uniform", "sample_num": 1}
+
+
+_NOTED = set()
+
+
+def _note_once(line):
+    # One run builds several configs (S3Rec's stages, a search's checks): say it once.
+    if line not in _NOTED:
+        _NOTED.add(line)
+        print(line, file=sys.stderr)
 
 
 def _is_number(value):
@@ -220,6 +240,8 @@ def check_options(config, model_class=None):
     )
     check_training_options(config)
     check_training_values(config)
+    check_evaluation_values(config)
+    check_architecture_values(config)
     _check_model_options(config, model_class)
     _check_dataset_files(config)
 
@@ -234,8 +256,52 @@ def check_training_values(config):
     for key in ("epochs", "train_batch_size", "eval_batch_size", "stopping_step", "MAX_ITEM_LIST_LENGTH", "saf_lag"):
         if key in config:
             _require(_is_int(config[key]) and config[key] >= 1, f"{key}: must be an integer >= 1, got {config[key]!r}")
+    if "eval_step" in config:
+        step = config["eval_step"]
+        _require(_is_int(step) and step >= 0, f"eval_step: must be an integer >= 0 (0: no validation), got {step!r}")
     rate = config.get("learning_rate")
     _require(_is_number(rate) and rate > 0, f"learning_rate: must be a number > 0, got {rate!r}")
+
+
+def check_evaluation_values(config):
+    """Raise ``ConfigError`` for a seed, cut-off or metric that RecBole would crash on (with a
+    traceback, after the log is written) or misread."""
+    seed = config.get("seed")
+    _require(_is_int(seed) and 0 <= seed < 2**32, f"seed: must be an integer in [0, 2**32), got {seed!r}")
+    topk = config.get("topk")
+    cutoffs = topk if isinstance(topk, list) else [topk]
+    _require(
+        bool(cutoffs) and all(_is_int(k) and k >= 1 for k in cutoffs),
+        f"topk: must be an integer >= 1 or a list of them, e.g. [10, 20], got {topk!r}",
+    )
+    metrics = config.get("metrics")
+    names = metrics if isinstance(metrics, list) else [metrics]
+    unknown = [name for name in names if str(name).lower() not in metrics_dict]
+    allowed = ", ".join(sorted(metric.__name__ for metric in metrics_dict.values()))
+    _require(bool(names), f"metrics: name at least one; allowed: {allowed}")
+    _require(not unknown, f"metrics: {unknown[0] if unknown else ''!r} is not a RecBole metric (any letter case); allowed: {allowed}")
+
+
+def check_architecture_values(config):
+    """Raise ``ConfigError`` for model sizes and dropout rates the model's constructor would
+    refuse (``hidden_size`` not a multiple of ``n_heads``), crash on (``n_heads: 0``) or train
+    nonsense with (a dropout rate of 1.5), before the log is written. Only keys the config has
+    are checked: any RecBole model may use them."""
+    for key in ("hidden_size", "inner_size", "n_heads", "n_layers", "embedding_size"):
+        if config.get(key) is not None:
+            _require(_is_int(config[key]) and config[key] >= 1, f"{key}: must be an integer >= 1, got {config[key]!r}")
+    if config.get("hidden_size") is not None and config.get("n_heads") is not None:
+        _require(
+            config["hidden_size"] % config["n_heads"] == 0,
+            f"hidden_size: must be a multiple of n_heads ({config['n_heads']}), got {config['hidden_size']}",
+        )
+    for key, value in config.items():
+        if "dropout" in str(key) and value is not None:
+            rates = value if isinstance(value, list) else [value]
+            _require(
+                all(_is_number(rate) and 0 <= rate < 1 for rate in rates),
+                f"{key}: a dropout rate must be a number in [0, 1), got {value!r}",
+            )
 
 
 def computed_metrics(config):

@@ -22,7 +22,15 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
+class _Signals:
+    """The signal that ended the block last (SIGINT unless SIGTERM came): the exit code is
+    128 + its number, as shells report a process killed by it (130 Ctrl-C, 143 SIGTERM)."""
+
+    received = signal.SIGINT
+
+
 def _terminate(signum, frame):
+    _Signals.received = signum
     raise KeyboardInterrupt
 
 
@@ -30,12 +38,14 @@ def _terminate(signum, frame):
 def exit_on_user_error(interrupted="interrupted"):
     """For command lines: a ``ConfigError`` becomes one ``error: ...`` line on stderr and exit
     code 2; Ctrl-C and SIGTERM print ``interrupted`` (an ``Interrupted``'s own message, which
-    says how to resume) and exit with 130. Other errors keep their traceback.
+    says how to resume) and exit with 130 (Ctrl-C) or 143 (SIGTERM), the shell's codes for a
+    process those signals end. Other errors keep their traceback.
 
     SIGTERM is turned into ``KeyboardInterrupt`` inside the block, so that half-written files
     are removed on the way out as they are on Ctrl-C.
     """
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+    _Signals.received = signal.SIGINT
     try:
         yield
     except ConfigError as error:
@@ -43,7 +53,7 @@ def exit_on_user_error(interrupted="interrupted"):
         sys.exit(2)
     except KeyboardInterrupt as error:
         print(str(error) if isinstance(error, Interrupted) else interrupted, file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + int(_Signals.received))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

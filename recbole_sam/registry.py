@@ -1,7 +1,9 @@
 """Find models and trainers by name: recbole-sam's first, then RecBole's."""
 
+import difflib
 import importlib
 import importlib.util
+import inspect
 
 from recbole.utils import get_model as recbole_get_model
 
@@ -11,35 +13,69 @@ from recbole_sam.errors import ConfigError
 MODELS = {"SASRec": "sasrec", "CL4SRec": "cl4srec", "S3Rec": "s3rec"}
 
 
+FAMILIES = ("sequential", "general", "context_aware", "knowledge_aware")
+
+
 def _recbole_sequential_models():
     from recbole.model import sequential_recommender
 
     return sorted(name for name in dir(sequential_recommender) if name[:1].isupper())
 
 
+def trainable_models():
+    """dict: family -> sorted names of RecBole's models that its plain ``Trainer`` trains (and so
+    SAM's), recbole-sam's own models first among the sequential ones. Imports every model."""
+    import recbole.trainer
+    from recbole.utils import ModelType
+
+    families = {}
+    for family in FAMILIES:
+        package = importlib.import_module(f"recbole.model.{family}_recommender")
+        classes = [getattr(package, name) for name in dir(package) if inspect.isclass(getattr(package, name))]
+        families[family] = sorted(
+            model.__name__ for model in classes
+            if hasattr(model, "type") and not hasattr(recbole.trainer, f"{model.__name__}Trainer")
+            and model.type not in (ModelType.KNOWLEDGE, ModelType.TRADITIONAL) and model.__name__ not in MODELS
+        )
+    families["sequential"] = list(MODELS) + families["sequential"]
+    return {family: names for family, names in families.items() if names}
+
+
 def get_model(model_name):
-    """The model class called ``model_name``: ours if we define it, else RecBole's.
+    """The model class called ``model_name``, in any letter case (``sasrec`` is SASRec): ours if
+    we define it, else RecBole's.
 
     Raises:
-        ConfigError: no such model, with the known names.
+        ConfigError: no such model, with the closest name or the sequential ones.
     """
-    if model_name in MODELS:
-        module = importlib.import_module(f"recbole_sam.model.{MODELS[model_name]}")
-        return getattr(module, model_name)
-    if not _is_recbole_model(model_name):
-        known = ", ".join(sorted(set(MODELS) | set(_recbole_sequential_models())))
-        raise ConfigError(f"model: {model_name!r} is not a recbole-sam or RecBole model; sequential models: {known}")
-    return recbole_get_model(model_name)
+    ours = {name.lower(): name for name in MODELS}
+    if model_name.lower() in ours:
+        name = ours[model_name.lower()]
+        return getattr(importlib.import_module(f"recbole_sam.model.{MODELS[name]}"), name)
+    module = _recbole_model_module(model_name)
+    found = [value for name, value in vars(module).items() if name.lower() == model_name.lower()] if module else []
+    if not found or not inspect.isclass(found[0]):
+        if model_name.lower() in ("lightgbm", "xgboost"):
+            return recbole_get_model(model_name)  # RecBole's exlib models: let it say what they need
+        known = sorted(set(MODELS) | set(_recbole_sequential_models()))
+        close = difflib.get_close_matches(model_name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"sequential models: {', '.join(known)}"
+        raise ConfigError(f"model: {model_name!r} is not a recbole-sam or RecBole model; {hint} (run_recbole_sam.py --help lists all)")
+    return found[0]
 
 
-def _is_recbole_model(model_name):
-    # Asked directly, RecBole's get_model imports its exlib package on the way to saying "no",
-    # which fails without lightgbm/xgboost installed; look the module up ourselves first.
-    torch_models = ("general", "context_aware", "sequential", "knowledge_aware")
-    for kind in torch_models:
-        if importlib.util.find_spec(f"recbole.model.{kind}_recommender.{model_name.lower()}"):
-            return True
-    return model_name.lower() in ("lightgbm", "xgboost")
+def _recbole_model_module(model_name):
+    # RecBole names each model's module after the model in lower case. Asked directly, its
+    # get_model imports its exlib package on the way to saying "no", which fails without
+    # lightgbm/xgboost installed; look the module up ourselves.
+    for family in FAMILIES:
+        name = f"recbole.model.{family}_recommender.{model_name.lower()}"
+        try:
+            if importlib.util.find_spec(name):
+                return importlib.import_module(name)
+        except (ImportError, ValueError):  # a name with dots or other characters no module has
+            continue
+    return None
 
 
 def get_trainer(config):

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from logging import getLogger
 from pathlib import Path
@@ -64,15 +65,28 @@ def init_run_logger(config, verbose=False):
     to_file.setFormatter(logging.Formatter("%(asctime)-15s %(levelname)s  %(message)s", "%a %d %b %Y %H:%M:%S"))
     to_file.addFilter(RemoveColorFilter())
     to_console = logging.StreamHandler()
-    to_console.setFormatter(
-        colorlog.ColoredFormatter("%(log_color)s%(asctime)-15s %(levelname)s  %(message)s", "%d %b %H:%M", log_colors=log_colors_config)
-    )
+    if on_terminal(to_console.stream):
+        to_console.setFormatter(colorlog.ColoredFormatter(
+            "%(log_color)s%(asctime)-15s %(levelname)s  %(message)s", "%d %b %H:%M", log_colors=log_colors_config
+        ))
+    else:  # a file or a pipe: no colour codes, RecBole's set_color ones included
+        to_console.setFormatter(logging.Formatter("%(asctime)-15s %(levelname)s  %(message)s", "%d %b %H:%M"))
+        to_console.addFilter(RemoveColorFilter())
     if not verbose:
         to_console.addFilter(lambda record: not getattr(record, "dump", False))
     for handler in (to_file, to_console):
         handler.setLevel(level)
     logging.basicConfig(level=level, handlers=[to_console, to_file], force=True)
     return getLogger()
+
+
+def on_terminal(stream):
+    """bool: whether ``stream`` is a terminal (not a file or pipe, nor a stand-in without
+    ``isatty``, such as the one Ray puts in its workers)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # ValueError: a closed file
+        return False
 
 
 def log_path(config):
@@ -118,6 +132,8 @@ def prepare(config, verbose=False):
     if not config["run_id"]:
         config["run_id"] = new_run_id(config["model"], config["dataset"])
     set_threads(config["threads"])
+    if not on_terminal(sys.stderr):  # tqdm's bars in a file or pipe are hundreds of lines of carriage returns
+        config["show_progress"] = False
     init_seed(config["seed"], config["reproducibility"])
     logger = init_run_logger(config, verbose)
     dump = {"extra": {"dump": True}}

@@ -29,6 +29,16 @@ TINY_CONFIG = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_folder(tmp_path_factory):
+    """The working folder of the whole session, before any test's: session fixtures (a local
+    Ray, whose workers inherit the folder) write there, never into the checkout."""
+    folder = tmp_path_factory.mktemp("session")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        yield folder
+
+
 @pytest.fixture(autouse=True)
 def _run_in_tmp_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -155,6 +155,6 @@ def test_sigterm_on_the_command_line_says_how_to_resume_and_leaves_no_partial_fi
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err[-2000:]
+    assert process.returncode == 143, err[-2000:]  # 128 + SIGTERM, as a shell reports it
     assert err.strip().splitlines()[-1].startswith("interrupted; resume with: python run_recbole_sam.py --resume_from=saved/")
     assert [name for name in os.listdir("saved") if "partial" in name] == []

@@ -51,7 +51,7 @@ def main(argv=None):
             raise ConfigError("params_file: required (e.g. properties/tune/sam.hyper), unless --resume")
         from recbole_sam.tune.search import run_search  # torch and RecBole after the checks
 
-        # Ctrl-C: SearchInterrupted's message says how to --resume (exit code 130).
+        # Ctrl-C or SIGTERM: SearchInterrupted's message says how to --resume (exit code 130 or 143).
         return run_search(
             args.model,
             args.dataset,

@@ -114,6 +114,14 @@ def parse_spec(name, kind, text, where):
         raise ConfigError(f"{where}: {kind} needs low < high, got {values[0]:g},{values[1]:g}")
     if kind == "quniform" and values[2] <= 0:
         raise ConfigError(f"{where}: quniform needs q > 0, got {values[2]:g}")
+    if kind == "loguniform" and 0 < values[0] and values[1] <= 1:
+        # Values written where exponents belong (an easy slip): 0.0001,0.01 would search e^0.0001..e^0.01 = 1..1.01.
+        low, high = (f"{math.log(value):.4g}" for value in values)
+        raise ConfigError(
+            f"{where}: loguniform takes natural-log exponents, and {values[0]:g},{values[1]:g} would search "
+            f"{math.exp(values[0]):.4g}..{math.exp(values[1]):.4g}; for {name} in {values[0]:g}..{values[1]:g} "
+            f"write: {name} loguniform {low},{high}"
+        )
     return Param(name, kind, values, where)
 
 

@@ -53,15 +53,35 @@ def plot_params(rows, numeric, path, dpi=100):
         path (str): the PNG to write.
         dpi (int): resolution.
     """
+    params_figure(rows, numeric, dpi).savefig(path, format="png")
+
+
+def params_figure(rows, numeric, dpi=100):
+    """The ``Figure`` that ``plot_params`` writes."""
     scored = [row for row in rows if row.get("best_valid_score") is not None]
     fig = Figure(figsize=(PANEL_INCHES[0] * len(numeric), PANEL_INCHES[1]), dpi=dpi, layout="constrained")
     axes = fig.subplots(1, len(numeric), squeeze=False)[0]
     for ax, param in zip(axes, numeric):
         ax.scatter([row[param.name] for row in scored], [row["best_valid_score"] for row in scored], s=18)
         if param.kind == "loguniform":
-            ax.set_xscale("log")
+            _log_ticks(ax, [row[param.name] for row in scored])
         ax.set_xlabel(param.name)
         ax.set_ylabel("best validation score")
         ax.grid(True, alpha=0.3)
     fig.suptitle("Best validation score of each trial", fontsize=10)
-    fig.savefig(path, format="png")
+    return fig
+
+
+def _log_ticks(ax, values):
+    # Over a decade or two, matplotlib's log axis labels its minor ticks too (2x10^-4, 3x10^-4, ...),
+    # and they run into each other: label only 1, 2 and 5 a decade, as plain numbers; within
+    # less than a decade, a few evenly spaced numbers.
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    ax.set_xscale("log")
+    positive = [value for value in values if value > 0]
+    narrow = positive and max(positive) < 10 * min(positive)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4) if narrow else LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=5))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(axis="x", labelsize=8, labelrotation=30)

@@ -132,6 +132,10 @@ def new_spec(
     if (params_file is None) == (space is None):
         raise ConfigError("params_file: pass a params file (or, from Python, a space dict), not both or neither")
     parsed = params_module.read_params_file(params_file) if params_file else params_module.params_from_dict(space)
+    if isinstance(model, str):  # sasrec -> SASRec: the folder, best.yaml and the S3Rec check use the class's name
+        from recbole_sam.registry import get_model
+
+        model = get_model(model).__name__
     config_dict, config_file_list = base_module.absolute_config(config_dict, config_file_list)
     if num_samples is None:
         num_samples = DEFAULT_SAMPLES.get(fields.get("search"), DEFAULT_SAMPLES_OTHER)
