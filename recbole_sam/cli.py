@@ -13,7 +13,7 @@ DEFAULT_MODEL, DEFAULT_DATASET = "SASRec", "ml-100k"
 
 def _options_help():
     """The keys of properties/overall.yaml, one line each, from its ``# (type) description`` comments."""
-    from recbole_sam.config import properties_dir
+    from recbole_sam.properties import properties_dir
 
     lines = []
     for line in (properties_dir() / "overall.yaml").read_text(encoding="utf-8").splitlines():

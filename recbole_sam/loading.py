@@ -15,7 +15,8 @@ import yaml
 from recbole.data import data_preparation
 from recbole.utils import init_seed
 
-from recbole_sam.config import SAMConfig, properties_dir
+from recbole_sam.config import SAMConfig
+from recbole_sam.properties import properties_dir
 from recbole_sam.data.dataset import create_dataset  # run_recbole_sam's: train_scheme picks the training samples
 from recbole_sam.errors import ConfigError
 from recbole_sam.registry import get_model

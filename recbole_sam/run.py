@@ -24,7 +24,7 @@ from recbole.utils.logger import RemoveColorFilter, log_colors_config
 
 from recbole_sam.atomic import write_json
 from recbole_sam.checkpoint import last_checkpoint_path, new_run_id, remove_orphaned_partials, result_path
-from recbole_sam.config import check_valid_metric
+from recbole_sam.checks import check_valid_metric
 from recbole_sam.data.converters import check_atomic_files
 from recbole_sam.data.dataset import create_dataset
 from recbole_sam.errors import ConfigError, Interrupted

@@ -48,7 +48,7 @@ def test_cli_happy_path_prints_valid_and_test_metrics(tiny_config):
 
 
 def test_model_and_dataset_are_known_keys_even_when_strict(capsys):
-    from recbole_sam.config import check_known_keys
+    from recbole_sam.checks import check_known_keys
 
     check_known_keys({"model": "S3Rec", "dataset": "ml-100k", "strict": True})  # config files and config_dict may set them
     assert capsys.readouterr().err == ""
