@@ -217,3 +217,25 @@ def test_sam_fine_tunes_from_a_reference_checkpoint(checkpoint):
     moved = tuned["trm_encoder.layer.0.feed_forward.dense_2.weight"] - start["item_encoder.layer.0.intermediate.dense_2.weight"]
     assert 0 < moved.abs().max() < 0.1
     assert 0 <= result["test_result"]["hit@10"] <= 1
+
+
+def test_bce_fine_tuning_loss_equals_our_sasrecs_paper_loss(checkpoint):
+    """The reference fine-tunes S3Rec as SASRec (models.py:150, trainers.py:92-108): with the same
+    weights (no mask row) and the same draws, our S3Rec's BCE sequence loss is our SASRec's."""
+    from recbole_sam.model.sasrec import SASRec
+
+    paper = dict(loss_type="BCE", train_scheme="sequence", neg_exclude="user", pack_sequences=False)
+    s3rec, train_data = build_model(finetune_config(checkpoint, **paper))
+    config = SAMConfig("SASRec", "Tiny", config_dict=dict(SMALL, padding_side="left", **paper))
+    sasrec = SASRec(config, train_data._dataset)
+    state = {name: tensor for name, tensor in s3rec.state_dict().items() if name in sasrec.state_dict()}
+    state["item_embedding.weight"] = state["item_embedding.weight"][:-1]
+    sasrec.load_state_dict(state)
+    s3rec.eval(), sasrec.eval()
+    batch = next(iter(train_data))
+    torch.manual_seed(5)
+    ours = s3rec.calculate_loss(batch)
+    torch.manual_seed(5)
+    theirs = sasrec.calculate_loss(batch)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert not torch.allclose(ours, s3rec.calculate_loss(batch))  # a new draw of negatives

@@ -15,10 +15,13 @@ import os
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from recbole.model.sequential_recommender.s3rec import S3Rec as RecBoleS3Rec
 
 from recbole_sam.compat import trusted_torch_load
 from recbole_sam.errors import ConfigError
+from recbole_sam.model.sasrec import next_items, trim_padding
+from recbole_sam.rng import data_draw
 from recbole_sam.model.s3rec_reference import FORMATS, check_reference_shapes, load_reference_checkpoint, reference_state_for
 
 
@@ -46,7 +49,10 @@ def _recbole_loads(state_dict):
 
 
 class S3Rec(RecBoleS3Rec):
-    """RecBole's S3Rec with input checks and a torch >= 2.6 checkpoint load."""
+    """RecBole's S3Rec with input checks, a torch >= 2.6 checkpoint load, the reference's
+    checkpoints, and the reference's fine-tuning loss (``loss_type: BCE``, as our SASRec's)."""
+
+    LOSS_TYPES = ("CE", "BPR", "BCE")
 
     def __init__(self, config, dataset):
         attribute = config["item_attribute"]
@@ -66,9 +72,21 @@ class S3Rec(RecBoleS3Rec):
             loading = _recbole_loads(reference_state_for(config, dataset))
         else:
             loading = trusted_torch_load()
-        with loading:
-            super().__init__(config, dataset)
+        # RecBole's constructor knows CE and BPR; BCE takes the same inputs as BPR (as in SASRec).
+        loss_type = config["loss_type"]
+        config["loss_type"] = "BPR" if loss_type == "BCE" else loss_type
+        try:
+            with loading:
+                super().__init__(config, dataset)
+        finally:
+            config["loss_type"] = loss_type
+        self.loss_type = loss_type
         self.padding_side = config["padding_side"]
+        self.train_scheme = config["train_scheme"] or "prefix"
+        self.neg_exclude = config["neg_exclude"] or "input"
+        self.user_item_keys = getattr(dataset, "user_item_keys", None)  # sorted user * item_num + item
+        if self.neg_exclude == "user" and self.user_item_keys is None:
+            raise ConfigError("neg_exclude: user needs the dataset of recbole_sam.data.dataset.create_dataset (it knows every item of each user)")
 
     def forward(self, item_seq, bidirectional=True):
         """RecBole's encoder; with ``padding_side: left`` the fine-tuning stage's right-padded rows
@@ -84,3 +102,50 @@ class S3Rec(RecBoleS3Rec):
         hidden = super().forward(left, bidirectional)
         back = ((slots - length) % width).unsqueeze(-1).expand(-1, -1, hidden.size(-1))
         return hidden.gather(1, back)
+
+    def calculate_loss(self, interaction):
+        if self.train_stage == "pretrain" or self.loss_type != "BCE":
+            return super().calculate_loss(interaction)
+        return self.finetune_bce_loss(interaction)
+
+    def finetune_bce_loss(self, interaction):
+        """The reference's fine-tuning loss (S3Rec trainers.py:92-108): -log σ(pos) - log(1 - σ(neg)),
+        one sampled negative per target, mean over targets; with ``train_scheme: sequence`` at
+        every position of each user's training sequence (datasets.py:144-147), else at the last."""
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        pos_items = interaction[self.POS_ITEM_ID]
+        hidden = self.forward(item_seq, bidirectional=False)
+        if self.train_scheme == "sequence":
+            # Slots right of the longest sequence hold no target: drop them, as SASRec does (same draws).
+            item_seq = trim_padding(item_seq, item_seq_len)
+            hidden = hidden[:, : item_seq.size(1)]
+            targets = next_items(item_seq, item_seq_len, pos_items)
+            position = targets > 0
+            negatives = data_draw(self, lambda: self.sample_negatives(item_seq, interaction[self.USER_ID]))[position]
+            hidden, targets = hidden[position], targets[position]
+        else:
+            hidden, targets = self.gather_indexes(hidden, item_seq_len - 1), pos_items
+            negatives = interaction[self.NEG_ITEM_ID]
+        pos_logits = (hidden * self.item_embedding(targets)).sum(-1)
+        neg_logits = (hidden * self.item_embedding(negatives)).sum(-1)
+        return -(F.logsigmoid(pos_logits) + F.logsigmoid(-neg_logits)).mean()
+
+    def sample_negatives(self, item_seq, user_ids, rounds=5):
+        """One uniform negative item per slot [B L], never the mask token, redrawn (a few rounds)
+        while it is an item of the input sequence (``neg_exclude: input``) or of the user's data,
+        valid and test included (``user``, the reference's ``neg_sample(set(items))``); as our
+        SASRec's sampler."""
+        items = self.n_items - 1  # real items are 1 .. items - 1; row `items` is the mask token
+        negatives = torch.randint(1, items, item_seq.shape, device=item_seq.device)
+        for _ in range(rounds):
+            if self.neg_exclude == "user":
+                keys = user_ids.unsqueeze(1) * items + negatives
+                self.user_item_keys = self.user_item_keys.to(keys.device)
+                found = torch.searchsorted(self.user_item_keys, keys).clamp(max=len(self.user_item_keys) - 1)
+                seen = self.user_item_keys[found] == keys
+            else:
+                seen = (negatives.unsqueeze(-1) == item_seq.unsqueeze(1)).any(-1)
+            if not seen.any():
+                break
+            negatives = torch.where(seen, torch.randint(1, items, item_seq.shape, device=item_seq.device), negatives)
+        return negatives
