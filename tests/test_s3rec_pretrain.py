@@ -60,7 +60,8 @@ def test_same_draws_give_recboles_inputs_and_losses(pretraining, monkeypatch):
     item_seq, item_seq_len = batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN]
     torch.manual_seed(11)
     model.data_draws = DataDraws()  # keep our draw, to hand it to RecBole
-    ours = model.pretrain_inputs(item_seq, item_seq_len)
+    inputs = model.pretrain_inputs(item_seq, item_seq_len)
+    ours = (model.attributes[inputs[1]],) + inputs
     draws = model.data_draws.kept[0]
     del model.data_draws
     assert draws.masked.any() and (item_seq_len >= 2).any()
@@ -76,7 +77,7 @@ def test_negatives_avoid_the_sequence_and_segments_stay_inside(pretraining):
     model, batch = pretraining
     sequence = left_align(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
     torch.manual_seed(3)
-    masked_items, _, negatives, masked_segment, positive, negative = model.pretrain_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])[1:]
+    masked_items, _, negatives, masked_segment, positive, negative = model.pretrain_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
     hits = (negatives.unsqueeze(-1) == sequence.unsqueeze(1)).any(-1) & (masked_items == model.mask_token)
     assert not hits.any()
     lengths = (sequence > 0).sum(1)
@@ -96,15 +97,15 @@ def test_both_sam_passes_see_the_same_masks(pretraining):
     del model.data_draws
     third = model.pretrain_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
     assert all(torch.equal(a, b) for a, b in zip(first, second))
-    assert not torch.equal(first[1], third[1])  # a new batch draw masks other items
+    assert not torch.equal(first[0], third[0])  # a new batch draw masks other items
 
 
 def test_packed_loss_equals_recboles_pretrain_on_the_same_inputs(pretraining):
     model, batch = pretraining
     torch.manual_seed(4)
-    attributes, *inputs = model.pretrain_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
-    packed = pretrain_loss(model, attributes, inputs)
-    assert torch.allclose(packed, model.pretrain(attributes, *inputs), rtol=1e-5)
+    inputs = model.pretrain_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+    packed = pretrain_loss(model, model.attributes, inputs)
+    assert torch.allclose(packed, model.pretrain(model.attributes[inputs[1]], *inputs), rtol=1e-5)
     # calculate_loss takes that path, from one draw of its own
     torch.manual_seed(4)
     assert torch.allclose(model.calculate_loss(batch), packed, rtol=1e-5)

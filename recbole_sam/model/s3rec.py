@@ -22,6 +22,7 @@ from recbole_sam.compat import trusted_torch_load
 from recbole_sam.errors import ConfigError
 from recbole_sam.model.sasrec import next_items, trim_padding
 from recbole_sam.rng import data_draw
+from recbole_sam.model.cl4srec import use_uniform_dropout
 from recbole_sam.model.s3rec_pretrain import attribute_table, build_inputs, draw, left_align, pretrain_loss
 from recbole_sam.model.s3rec_reference import FORMATS, check_reference_shapes, load_reference_checkpoint, reference_state_for
 
@@ -90,9 +91,11 @@ class S3Rec(RecBoleS3Rec):
         self.user_item_keys = getattr(dataset, "user_item_keys", None)  # sorted user * item_num + item
         self.fast_path = bool(config["s3rec_fast_path"])
         self.attributes = attribute_table(self.item_feat[self.FEATURE_FIELD], self.n_features)  # [items F]; not a parameter
-        if self.fast_path and config["hidden_act"] == "gelu":
-            for layer in self.trm_encoder.layer:  # torch's fused erf GELU: RecBole's function, faster
-                layer.feed_forward.intermediate_act_fn = F.gelu
+        if self.fast_path and self.train_stage == "pretrain":
+            use_uniform_dropout(self)  # the same dropout masks in distribution, faster on CPU
+            if config["hidden_act"] == "gelu":
+                for layer in self.trm_encoder.layer:  # torch's fused erf GELU: RecBole's function, faster
+                    layer.feed_forward.intermediate_act_fn = F.gelu
         if self.neg_exclude == "user" and self.user_item_keys is None:
             raise ConfigError("neg_exclude: user needs the dataset of recbole_sam.data.dataset.create_dataset (it knows every item of each user)")
 
@@ -113,21 +116,20 @@ class S3Rec(RecBoleS3Rec):
 
     def calculate_loss(self, interaction):
         if self.train_stage == "pretrain" and self.fast_path:
-            attributes, *inputs = self.pretrain_inputs(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-            return pretrain_loss(self, attributes, inputs)
+            inputs = self.pretrain_inputs(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+            self.attributes = self.attributes.to(inputs[0].device)
+            return pretrain_loss(self, self.attributes, inputs)
         if self.train_stage == "pretrain" or self.loss_type != "BCE":
             return super().calculate_loss(interaction)
         return self.finetune_bce_loss(interaction)
 
-    def pretrain_inputs(self, item_seq, item_seq_len, draws=None):
-        """RecBole's seven pre-training tensors (``reconstruct_pretrain_data``), built for the whole
-        batch from one draw (``s3rec_pretrain.draw``) that SAM's second pass replays."""
+    def pretrain_inputs(self, item_seq, item_seq_len):
+        """RecBole's six pre-training sequences (``reconstruct_pretrain_data`` less the attribute
+        targets, which are ``self.attributes[positive items]``), built for the whole batch from one
+        draw (``s3rec_pretrain.draw``) that SAM's second pass replays."""
         sequence = left_align(item_seq, item_seq_len)
-        if draws is None:
-            draws = data_draw(self, lambda: draw(sequence, self.n_items, self.mask_ratio))
-        inputs = build_inputs(sequence, draws, self.mask_token)
-        self.attributes = self.attributes.to(sequence.device)
-        return (self.attributes[sequence],) + inputs
+        draws = data_draw(self, lambda: draw(sequence, self.n_items, self.mask_ratio))
+        return build_inputs(sequence, draws, self.mask_token)
 
     def finetune_bce_loss(self, interaction):
         """The reference's fine-tuning loss (S3Rec trainers.py:92-108): -log σ(pos) - log(1 - σ(neg)),

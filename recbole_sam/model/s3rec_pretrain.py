@@ -151,7 +151,7 @@ def pretrain_loss(model, attributes, inputs):
 
     Args:
         model: the S3Rec model.
-        attributes (torch.Tensor): [B L F] multi-hot attributes of the positive items.
+        attributes (torch.Tensor): [items F] multi-hot attributes of every item (``attribute_table``).
         inputs (tuple): masked items, positive items, negative items, masked segment, positive
             segment, negative segment, each [B L] left-padded (``build_inputs``).
     """
@@ -166,7 +166,7 @@ def pretrain_loss(model, attributes, inputs):
     items_hidden, segment_hidden = hidden[:n_real], hidden[n_real:].view(3, rows, -1)
 
     is_masked = masked_items[real] == model.mask_token
-    features, feature_embedding = attributes[real], model.feature_embedding.weight
+    features, feature_embedding = attributes[positives[real]], model.feature_embedding.weight
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     # AAP: the attributes of every unmasked item, from its own hidden state
     kept = ~is_masked
