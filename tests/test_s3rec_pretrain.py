@@ -122,3 +122,10 @@ def test_perturbing_one_sequence_leaves_the_others_hidden_states(pretraining):
     first = int(wanted[0].sum())
     assert not torch.allclose(before[:first], after[:first])
     assert torch.allclose(before[first:], after[first:], atol=1e-6)
+
+
+def test_bad_fast_path_value_is_refused(tiny_config):
+    from recbole_sam.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"s3rec_fast_path: must be True or False, got 'yes'"):
+        SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_fast_path="yes"))
