@@ -25,7 +25,8 @@ REFERENCE = {
     "learning_rate": 0.001, "weight_decay": 0.0,
 }
 PRETRAIN = {"train_stage": "pretrain", "train_batch_size": 100, "mask_ratio": 0.2, "aap_weight": 0.2,
-            "mip_weight": 1.0, "map_weight": 1.0, "sp_weight": 0.5, "pretrain_epochs": 300, "save_step": 10}
+            "mip_weight": 1.0, "map_weight": 1.0, "sp_weight": 0.5, "pretrain_epochs": 300, "save_step": 10,
+            "s3rec_mask_last": True, "s3rec_fast_path": True}
 FINETUNE = {"train_stage": "finetune", "pre_model_format": "reference", "loss_type": "BCE", "train_scheme": "sequence",
             "neg_exclude": "user", "padding_side": "left", "train_batch_size": 256, "epochs": 200, "valid_metric": "NDCG@20"}
 
@@ -53,7 +54,7 @@ def test_every_line_says_why(stage):
     # Values that follow the reference name the file (and line) they follow.
     cited = [line for line in lines if not line.startswith(("train_stage", "loss_type: CE", "sam_stages"))]
     assert all(re.search(r"\w+\.py(:\d+)?", line) for line in cited), cited
-    assert set(yaml.safe_load(Path(FILES[stage]).read_text())) >= set(PRETRAIN if stage == "pretrain" else FINETUNE) - {"epochs", "valid_metric", "train_batch_size"}
+    assert set(yaml.safe_load(Path(FILES[stage]).read_text())) >= set(PRETRAIN if stage == "pretrain" else FINETUNE) - {"epochs", "valid_metric", "train_batch_size", "s3rec_fast_path"}
 
 
 def test_sam_fine_tunes_in_the_paper_setting_from_a_reference_checkpoint(tiny):

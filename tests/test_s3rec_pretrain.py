@@ -129,3 +129,23 @@ def test_bad_fast_path_value_is_refused(tiny_config):
 
     with pytest.raises(ConfigError, match=r"s3rec_fast_path: must be True or False, got 'yes'"):
         SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_fast_path="yes"))
+
+
+def test_mask_last_masks_every_samples_most_recent_item(tiny_config):
+    config = SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, train_stage="pretrain", s3rec_mask_last=True))
+    init_seed(config["seed"], True)
+    train_data = data_preparation(config, create_dataset(config))[0]
+    model = S3Rec(config, train_data._dataset)
+    batch = next(iter(train_data))
+    masked_items, positives, negatives = model.pretrain_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])[:3]
+    assert (masked_items[:, -1] == model.mask_token).all()
+    assert not (negatives[:, -1:] == positives).any()  # and the negative is not in the sample
+    others = masked_items[:, :-1][positives[:, :-1] > 0]
+    assert 0 < (others == model.mask_token).float().mean() < 0.5  # the rest still with mask_ratio 0.2
+
+
+def test_mask_last_needs_the_fast_path(tiny_config):
+    from recbole_sam.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"s3rec_mask_last: True needs s3rec_fast_path: True"):
+        SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_mask_last=True, s3rec_fast_path=False))

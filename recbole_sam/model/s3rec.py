@@ -34,8 +34,11 @@ def check_options(config):
     if fmt not in FORMATS:
         raise ConfigError(f"pre_model_format: {fmt!r} is not one of {', '.join(FORMATS)}")
     path = str(config.get("pre_model_path"))
-    if not isinstance(config.get("s3rec_fast_path", True), bool):
-        raise ConfigError(f"s3rec_fast_path: must be True or False, got {config['s3rec_fast_path']!r}")
+    for key in ("s3rec_fast_path", "s3rec_mask_last"):
+        if not isinstance(config.get(key, False), bool):
+            raise ConfigError(f"{key}: must be True or False, got {config[key]!r}")
+    if config.get("s3rec_mask_last") and not config.get("s3rec_fast_path", True):
+        raise ConfigError("s3rec_mask_last: True needs s3rec_fast_path: True (RecBole's own loop masks every item alike)")
     if config.get("train_stage") == "finetune" and fmt == "reference" and os.path.isfile(path):
         check_reference_shapes(load_reference_checkpoint(path), config, path)
 
@@ -90,6 +93,7 @@ class S3Rec(RecBoleS3Rec):
         self.neg_exclude = config["neg_exclude"] or "input"
         self.user_item_keys = getattr(dataset, "user_item_keys", None)  # sorted user * item_num + item
         self.fast_path = bool(config["s3rec_fast_path"])
+        self.mask_last = bool(config["s3rec_mask_last"])
         self.attributes = attribute_table(self.item_feat[self.FEATURE_FIELD], self.n_features)  # [items F]; not a parameter
         if self.fast_path and self.train_stage == "pretrain":
             use_uniform_dropout(self)  # the same dropout masks in distribution, faster on CPU
@@ -128,7 +132,7 @@ class S3Rec(RecBoleS3Rec):
         targets, which are ``self.attributes[positive items]``), built for the whole batch from one
         draw (``s3rec_pretrain.draw``) that SAM's second pass replays."""
         sequence = left_align(item_seq, item_seq_len)
-        draws = data_draw(self, lambda: draw(sequence, self.n_items, self.mask_ratio))
+        draws = data_draw(self, lambda: draw(sequence, self.n_items, self.mask_ratio, self.mask_last))
         return build_inputs(sequence, draws, self.mask_token)
 
     def finetune_bce_loss(self, interaction):

@@ -40,8 +40,10 @@ def _uniform_int(low, high):
     return low + (torch.rand(low.shape, device=low.device) * (high - low + 1)).long().clamp(max=high - low)
 
 
-def draw(sequence, n_items, mask_ratio, rounds=10):
+def draw(sequence, n_items, mask_ratio, mask_last=False, rounds=10):
     """The draws of one batch of left-padded sequences [B L], with torch's global generator.
+    ``mask_last``: the most recent item is always masked, as the reference does
+    (datasets.py:44-46); RecBole masks it with ``mask_ratio`` like the others.
 
     Negatives are uniform in 1 .. n_items - 1 (RecBole's ``_neg_sample``, the mask token included as
     in the reference's ``neg_sample``), redrawn while they are an item of their own sequence
@@ -50,6 +52,8 @@ def draw(sequence, n_items, mask_ratio, rounds=10):
     real = sequence > 0
     lengths = real.sum(1)
     masked = (torch.rand(sequence.shape, device=sequence.device) < mask_ratio) & real
+    if mask_last:
+        masked[:, -1] = True  # left-padded: the last slot is every row's most recent item
     negatives = torch.randint(1, n_items, sequence.shape, device=sequence.device)
     for _ in range(rounds):
         seen = (negatives.unsqueeze(-1) == sequence.unsqueeze(1)).any(-1) & masked
