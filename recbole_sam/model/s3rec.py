@@ -3,12 +3,17 @@ Mutual Information Maximization", CIKM'20): RecBole's model, with clear errors a
 fine-tuning stage that loads its pre-trained checkpoint on torch >= 2.6.
 
 Both stages are RecBole's: ``train_stage: pretrain`` (four self-supervised losses over item
-attributes, masked items and segments, re-drawn with Python's ``random`` on every call, which
-the SAM trainer replays for its second pass) and ``train_stage: finetune`` (loads
-``pre_model_path``). ``run_recbole_sam`` runs one after the other when ``train_stage`` is not set.
-``pre_model_format: reference`` fine-tunes from the S3Rec reference code's released checkpoints
-instead (see s3rec_reference.py), and ``padding_side: left`` gives the fine-tuning stage the
-reference's positions (the most recent item in the last of the MAX_ITEM_LIST_LENGTH slots).
+attributes, masked items and segments) and ``train_stage: finetune`` (loads ``pre_model_path``).
+``run_recbole_sam`` runs one after the other when ``train_stage`` is not set. Added:
+
+- ``s3rec_fast_path`` (default on): the pre-training inputs from one tensor draw per batch, which
+  SAM's second pass replays, and one packed encoder pass (s3rec_pretrain.py); the same losses.
+  ``s3rec_mask_last``: always mask the most recent item, as the reference code does.
+- ``pre_model_format: reference``: fine-tune from the S3Rec reference code's released
+  checkpoints (s3rec_reference.py); ``padding_side: left`` gives the fine-tuning stage the
+  reference's positions (the most recent item in the last of the MAX_ITEM_LIST_LENGTH slots).
+- ``loss_type: BCE`` in fine-tuning: the reference's (SASRec's) loss, with ``train_scheme:
+  sequence`` at every position of each user's sequence.
 """
 
 import os
@@ -20,11 +25,11 @@ from recbole.model.sequential_recommender.s3rec import S3Rec as RecBoleS3Rec
 
 from recbole_sam.compat import trusted_torch_load
 from recbole_sam.errors import ConfigError
-from recbole_sam.model.sasrec import next_items, trim_padding
-from recbole_sam.rng import data_draw
 from recbole_sam.model.cl4srec import use_uniform_dropout
 from recbole_sam.model.s3rec_pretrain import attribute_table, build_inputs, draw, left_align, pretrain_loss
 from recbole_sam.model.s3rec_reference import FORMATS, check_reference_shapes, load_reference_checkpoint, reference_state_for
+from recbole_sam.model.sasrec import next_items, trim_padding
+from recbole_sam.rng import data_draw
 
 
 def check_options(config):
