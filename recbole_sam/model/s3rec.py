@@ -3,21 +3,68 @@ Mutual Information Maximization", CIKM'20): RecBole's model, with clear errors a
 fine-tuning stage that loads its pre-trained checkpoint on torch >= 2.6.
 
 Both stages are RecBole's: ``train_stage: pretrain`` (four self-supervised losses over item
-attributes, masked items and segments, re-drawn with Python's ``random`` on every call, which
-the SAM trainer replays for its second pass) and ``train_stage: finetune`` (loads
-``pre_model_path``). ``run_recbole_sam`` runs one after the other when ``train_stage`` is not set.
+attributes, masked items and segments) and ``train_stage: finetune`` (loads ``pre_model_path``).
+``run_recbole_sam`` runs one after the other when ``train_stage`` is not set. Added:
+
+- ``s3rec_fast_path`` (default on): the pre-training inputs from one tensor draw per batch, which
+  SAM's second pass replays, and one packed encoder pass (s3rec_pretrain.py); the same losses.
+  ``s3rec_mask_last``: always mask the most recent item, as the reference code does.
+- ``pre_model_format: reference``: fine-tune from the S3Rec reference code's released
+  checkpoints (s3rec_reference.py); ``padding_side: left`` gives the fine-tuning stage the
+  reference's positions (the most recent item in the last of the MAX_ITEM_LIST_LENGTH slots).
+- ``loss_type: BCE`` in fine-tuning: the reference's (SASRec's) loss, with ``train_scheme:
+  sequence`` at every position of each user's sequence.
 """
 
 import os
+from contextlib import contextmanager
 
+import torch
+import torch.nn.functional as F
 from recbole.model.sequential_recommender.s3rec import S3Rec as RecBoleS3Rec
 
 from recbole_sam.compat import trusted_torch_load
 from recbole_sam.errors import ConfigError
+from recbole_sam.model.cl4srec import use_uniform_dropout
+from recbole_sam.model.s3rec_pretrain import attribute_table, build_inputs, draw, left_align, pretrain_loss
+from recbole_sam.model.s3rec_reference import FORMATS, check_reference_shapes, load_reference_checkpoint, reference_state_for
+from recbole_sam.model.sasrec import next_items, trim_padding
+from recbole_sam.rng import data_draw
+
+
+def check_options(config):
+    """Refuse a bad ``pre_model_format``, and a reference checkpoint that does not fit the model's
+    sizes, before the data are loaded (SAMConfig calls this; the dataset fit is checked later)."""
+    fmt = config.get("pre_model_format", "recbole")
+    if fmt not in FORMATS:
+        raise ConfigError(f"pre_model_format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    path = str(config.get("pre_model_path"))
+    for key in ("s3rec_fast_path", "s3rec_mask_last"):
+        if not isinstance(config.get(key, False), bool):
+            raise ConfigError(f"{key}: must be True or False, got {config[key]!r}")
+    if config.get("s3rec_mask_last") and not config.get("s3rec_fast_path", True):
+        raise ConfigError("s3rec_mask_last: True needs s3rec_fast_path: True (RecBole's own loop masks every item alike)")
+    if config.get("train_stage") == "finetune" and fmt == "reference" and os.path.isfile(path):
+        check_reference_shapes(load_reference_checkpoint(path), config, path)
+
+
+@contextmanager
+def _recbole_loads(state_dict):
+    """RecBole's S3Rec loads ``torch.load(pre_model_path)["state_dict"]`` in its constructor;
+    inside this block that call returns ``state_dict`` (the re-indexed reference checkpoint)."""
+    original = torch.load
+    torch.load = lambda *args, **kwargs: {"state_dict": state_dict}
+    try:
+        yield
+    finally:
+        torch.load = original
 
 
 class S3Rec(RecBoleS3Rec):
-    """RecBole's S3Rec with input checks and a torch >= 2.6 checkpoint load."""
+    """RecBole's S3Rec with input checks, a torch >= 2.6 checkpoint load, the reference's
+    checkpoints, and the reference's fine-tuning loss (``loss_type: BCE``, as our SASRec's)."""
+
+    LOSS_TYPES = ("CE", "BPR", "BCE")
 
     def __init__(self, config, dataset):
         attribute = config["item_attribute"]
@@ -33,5 +80,104 @@ class S3Rec(RecBoleS3Rec):
             raise ConfigError(
                 f"pre_model_path: no file {config['pre_model_path']!r} (train_stage finetune loads the pre-trained model)"
             )
-        with trusted_torch_load():
-            super().__init__(config, dataset)
+        if config["train_stage"] == "finetune" and config["pre_model_format"] == "reference":
+            loading = _recbole_loads(reference_state_for(config, dataset))
+        else:
+            loading = trusted_torch_load()
+        # RecBole's constructor knows CE and BPR; BCE takes the same inputs as BPR (as in SASRec).
+        loss_type = config["loss_type"]
+        config["loss_type"] = "BPR" if loss_type == "BCE" else loss_type
+        try:
+            with loading:
+                super().__init__(config, dataset)
+        finally:
+            config["loss_type"] = loss_type
+        self.loss_type = loss_type
+        self.padding_side = config["padding_side"]
+        self.train_scheme = config["train_scheme"] or "prefix"
+        self.neg_exclude = config["neg_exclude"] or "input"
+        self.user_item_keys = getattr(dataset, "user_item_keys", None)  # sorted user * item_num + item
+        self.fast_path = bool(config["s3rec_fast_path"])
+        self.mask_last = bool(config["s3rec_mask_last"])
+        self.attributes = attribute_table(self.item_feat[self.FEATURE_FIELD], self.n_features)  # [items F]; not a parameter
+        if self.fast_path and self.train_stage == "pretrain":
+            use_uniform_dropout(self)  # the same dropout masks in distribution, faster on CPU
+            if config["hidden_act"] == "gelu":
+                for layer in self.trm_encoder.layer:  # torch's fused erf GELU: RecBole's function, faster
+                    layer.feed_forward.intermediate_act_fn = F.gelu
+        if self.neg_exclude == "user" and self.user_item_keys is None:
+            raise ConfigError("neg_exclude: user needs the dataset of recbole_sam.data.dataset.create_dataset (it knows every item of each user)")
+
+    def forward(self, item_seq, bidirectional=True):
+        """RecBole's encoder; with ``padding_side: left`` the fine-tuning stage's right-padded rows
+        are rolled into the reference's left-padded window, encoded, and rolled back, so that
+        position ``MAX - 1`` is always the most recent item (S3Rec datasets.py:165-172).
+        Pre-training builds left-padded rows itself, as the reference does."""
+        if bidirectional or self.padding_side != "left":
+            return super().forward(item_seq, bidirectional)
+        width = item_seq.size(1)
+        length = (item_seq > 0).sum(dim=1, keepdim=True)
+        slots = torch.arange(width, device=item_seq.device).unsqueeze(0)
+        left = item_seq.gather(1, (slots + length) % width)
+        hidden = super().forward(left, bidirectional)
+        back = ((slots - length) % width).unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+        return hidden.gather(1, back)
+
+    def calculate_loss(self, interaction):
+        if self.train_stage == "pretrain" and self.fast_path:
+            inputs = self.pretrain_inputs(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+            self.attributes = self.attributes.to(inputs[0].device)
+            return pretrain_loss(self, self.attributes, inputs)
+        if self.train_stage == "pretrain" or self.loss_type != "BCE":
+            return super().calculate_loss(interaction)
+        return self.finetune_bce_loss(interaction)
+
+    def pretrain_inputs(self, item_seq, item_seq_len):
+        """RecBole's six pre-training sequences (``reconstruct_pretrain_data`` less the attribute
+        targets, which are ``self.attributes[positive items]``), built for the whole batch from one
+        draw (``s3rec_pretrain.draw``) that SAM's second pass replays."""
+        sequence = left_align(item_seq, item_seq_len)
+        draws = data_draw(self, lambda: draw(sequence, self.n_items, self.mask_ratio, self.mask_last))
+        return build_inputs(sequence, draws, self.mask_token)
+
+    def finetune_bce_loss(self, interaction):
+        """The reference's fine-tuning loss (S3Rec trainers.py:92-108): -log σ(pos) - log(1 - σ(neg)),
+        one sampled negative per target, mean over targets; with ``train_scheme: sequence`` at
+        every position of each user's training sequence (datasets.py:144-147), else at the last."""
+        item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        pos_items = interaction[self.POS_ITEM_ID]
+        hidden = self.forward(item_seq, bidirectional=False)
+        if self.train_scheme == "sequence":
+            # Slots right of the longest sequence hold no target: drop them, as SASRec does (same draws).
+            item_seq = trim_padding(item_seq, item_seq_len)
+            hidden = hidden[:, : item_seq.size(1)]
+            targets = next_items(item_seq, item_seq_len, pos_items)
+            position = targets > 0
+            negatives = data_draw(self, lambda: self.sample_negatives(item_seq, interaction[self.USER_ID]))[position]
+            hidden, targets = hidden[position], targets[position]
+        else:
+            hidden, targets = self.gather_indexes(hidden, item_seq_len - 1), pos_items
+            negatives = interaction[self.NEG_ITEM_ID]
+        pos_logits = (hidden * self.item_embedding(targets)).sum(-1)
+        neg_logits = (hidden * self.item_embedding(negatives)).sum(-1)
+        return -(F.logsigmoid(pos_logits) + F.logsigmoid(-neg_logits)).mean()
+
+    def sample_negatives(self, item_seq, user_ids, rounds=5):
+        """One uniform negative item per slot [B L], never the mask token, redrawn (a few rounds)
+        while it is an item of the input sequence (``neg_exclude: input``) or of the user's data,
+        valid and test included (``user``, the reference's ``neg_sample(set(items))``); as our
+        SASRec's sampler."""
+        items = self.n_items - 1  # real items are 1 .. items - 1; row `items` is the mask token
+        negatives = torch.randint(1, items, item_seq.shape, device=item_seq.device)
+        for _ in range(rounds):
+            if self.neg_exclude == "user":
+                keys = user_ids.unsqueeze(1) * items + negatives
+                self.user_item_keys = self.user_item_keys.to(keys.device)
+                found = torch.searchsorted(self.user_item_keys, keys).clamp(max=len(self.user_item_keys) - 1)
+                seen = self.user_item_keys[found] == keys
+            else:
+                seen = (negatives.unsqueeze(-1) == item_seq.unsqueeze(1)).any(-1)
+            if not seen.any():
+                break
+            negatives = torch.where(seen, torch.randint(1, items, item_seq.shape, device=item_seq.device), negatives)
+        return negatives
