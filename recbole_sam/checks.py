@@ -195,35 +195,15 @@ def check_valid_metric(config):
 
 
 def _check_model_options(config, model_class):
-    # A model module of ours may define check_options(config) (CL4SRec does): run it now, before the
-    # data are loaded and the log is written, not in the model's constructor only.
+    # A model module of ours may define check_options(config) (CL4SRec and S3Rec do): its options'
+    # one place; run now, before the data are loaded and the log is written.
     module = sys.modules.get(getattr(model_class, "__module__", ""))
     check = getattr(module, "check_options", None)
     if module is not None and module.__name__.startswith("recbole_sam.") and callable(check):
         check(config)
-    if config.get("model") == "S3Rec":
-        _check_s3rec(config)
 
 
-def _check_s3rec(config):
-    stage = config.get("train_stage")
-    require(stage in S3REC_STAGES, f"train_stage: {stage!r} is not one of {', '.join(S3REC_STAGES)}")
-    # pre_model_path is checked by run_recbole_sam, before the log is written: a config for
-    # fine-tuning may be built before its pre-trained model exists.
-    attribute, item_file = config.get("item_attribute"), os.path.join(config["data_path"], f"{config['dataset']}.item")
-    columns = _atomic_columns(item_file) if os.path.isfile(item_file) else []
-    load_col = config.get("load_col")
-    if isinstance(load_col, dict) and "item" in load_col:
-        columns = [column for column in columns if column in load_col["item"]]
-    require(
-        attribute in columns,
-        f"item_attribute: dataset {config['dataset']!r} has no item field {attribute!r} loaded from {item_file} "
-        f"(loaded: {', '.join(columns) or 'none'}); S3Rec pre-trains on an item attribute: load one with load_col "
-        "and name it in item_attribute",
-    )
-
-
-def _atomic_columns(path):
+def atomic_columns(path):
     """The field names in an atomic file's header (``user_id:token`` -> ``user_id``)."""
     with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\r\n")
@@ -249,7 +229,7 @@ def _check_dataset_files(config):
 def _check_needed_columns(config, inter_file):
     # RecBole loads only load_col's columns (by default user_id and item_id), and fails much
     # later ("[timestamp] is not exist in interaction") when the time-ordered split needs more.
-    columns = _atomic_columns(inter_file)
+    columns = atomic_columns(inter_file)
     load_col = config.get("load_col")
     if isinstance(load_col, dict) and "inter" in load_col:
         columns = [column for column in columns if column in load_col["inter"]]

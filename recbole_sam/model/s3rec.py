@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from recbole.model.sequential_recommender.s3rec import S3Rec as RecBoleS3Rec
 
+from recbole_sam.checks import S3REC_STAGES, atomic_columns, require
 from recbole_sam.compat import trusted_torch_load
 from recbole_sam.errors import ConfigError
 from recbole_sam.model.cl4srec import use_uniform_dropout
@@ -33,8 +34,24 @@ from recbole_sam.rng import data_draw
 
 
 def check_options(config):
-    """Refuse a bad ``pre_model_format``, and a reference checkpoint that does not fit the model's
-    sizes, before the data are loaded (SAMConfig calls this; the dataset fit is checked later)."""
+    """S3Rec's options, checked in this one place before the data are loaded (SAMConfig calls
+    this): the stage, the item attribute it pre-trains on, ``pre_model_format``, and a reference
+    checkpoint that does not fit the model's sizes (the dataset fit is checked later)."""
+    stage = config.get("train_stage")
+    require(stage in S3REC_STAGES, f"train_stage: {stage!r} is not one of {', '.join(S3REC_STAGES)}")
+    # pre_model_path is checked by run_recbole_sam, before the log is written: a config for
+    # fine-tuning may be built before its pre-trained model exists.
+    attribute, item_file = config.get("item_attribute"), os.path.join(config["data_path"], f"{config['dataset']}.item")
+    columns = atomic_columns(item_file) if os.path.isfile(item_file) else []
+    load_col = config.get("load_col")
+    if isinstance(load_col, dict) and "item" in load_col:
+        columns = [column for column in columns if column in load_col["item"]]
+    require(
+        attribute in columns,
+        f"item_attribute: dataset {config['dataset']!r} has no item field {attribute!r} loaded from {item_file} "
+        f"(loaded: {', '.join(columns) or 'none'}); S3Rec pre-trains on an item attribute: load one with load_col "
+        "and name it in item_attribute",
+    )
     fmt = config.get("pre_model_format", "recbole")
     if fmt not in FORMATS:
         raise ConfigError(f"pre_model_format: {fmt!r} is not one of {', '.join(FORMATS)}")
