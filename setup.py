@@ -2,6 +2,12 @@
 
 from setuptools import find_packages, setup
 
+TUNE = [
+    'ray[tune]<=2.6.3; python_version < "3.12"',
+    'pyarrow<26; python_version < "3.12"',
+    'ray[tune]>=2.10; python_version >= "3.12"',
+]
+
 setup(
     name="recbole-sam",
     version="0.1.0",
@@ -35,12 +41,12 @@ setup(
     ],
     extras_require={
         # The search (run_recbole_sam_tune.py) and the parallel grids (--workers): Ray Tune as
-        # RecBole 1.2.1 pins it on Python < 3.12; pyarrow 26 needs numpy 2, and Tune then fails
-        # on its first ray.put.
-        "tune": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26"],
+        # RecBole 1.2.1 pins it on Python < 3.12 (there pyarrow 26 needs numpy 2, and Tune then
+        # fails on its first ray.put); a Ray with wheels on Python >= 3.12.
+        "tune": TUNE,
         # --search optuna / hyperopt, each on top of the tune extra.
-        "optuna": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26", "optuna"],
-        "hyperopt": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26", "hyperopt"],
+        "optuna": TUNE + ["optuna"],
+        "hyperopt": TUNE + ["hyperopt"],
         "test": ["pytest>=7"],
     },
     entry_points={"console_scripts": ["recbole-sam=recbole_sam.cli:main"]},
