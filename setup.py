@@ -23,10 +23,11 @@ setup(
     py_modules=["run_recbole_sam", "run_analysis", "run_experiments", "run_recbole_sam_tune"],
     install_requires=[
         "recbole==1.2.1",
-        # Any torch >= 2.0 works, GPU builds included; the README installs the CPU wheel 2.13.0.
+        # Any torch >= 2.0 works, GPU builds included: a build installed first is kept
+        # (docs/install.md: which build each install line gets, and the CPU-only lines).
         "torch>=2.0",
         # recbole 1.2.1 pins ray<=2.6.3, which needs numpy<2 and has no wheels for Python >= 3.12;
-        # there, install with uv's override of that pin (README, Install): recbole runs on
+        # there, install with uv's override of that pin (docs/install.md): recbole runs on
         # numpy 2 and newer Ray with compat.py's numpy aliases. pandas 3 silently skips
         # RecBole's NaN filling; ray imports pkg_resources, gone from setuptools 82.
         "numpy>=1.21,<2; python_version < '3.12'",
