@@ -84,3 +84,11 @@ def test_ci_python_stage_fails_loudly_without_its_interpreter(tmp_path):
     done = run_ci("py313", CI_PYTHON_3_13=str(tmp_path / "no-python"))
     assert done.returncode != 0
     assert "CI: no Python 3.13 found" in done.stderr and "CI_PYTHON_3_13" in done.stderr
+
+
+def test_ci_runs_every_stage_and_names_each_failure(tmp_path):
+    # The first stage's failure must neither stop the second nor be hidden by its success.
+    done = run_ci(CI_STAGES="py312 py313", CI_PYTHON_3_12=str(tmp_path / "none"), CI_PYTHON_3_13=str(tmp_path / "none"))
+    assert done.returncode == 1
+    assert "CI: no Python 3.12 found" in done.stderr and "CI: no Python 3.13 found" in done.stderr
+    assert "CI: FAILED stages: py312 py313" in done.stderr
