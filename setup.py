@@ -2,6 +2,12 @@
 
 from setuptools import find_packages, setup
 
+TUNE = [
+    'ray[tune]<=2.6.3; python_version < "3.12"',
+    'pyarrow<26; python_version < "3.12"',
+    'ray[tune]>=2.10; python_version >= "3.12"',
+]
+
 setup(
     name="recbole-sam",
     version="0.1.0",
@@ -17,10 +23,11 @@ setup(
     py_modules=["run_recbole_sam", "run_analysis", "run_experiments", "run_recbole_sam_tune"],
     install_requires=[
         "recbole==1.2.1",
-        # Any torch >= 2.0 works, GPU builds included; the README installs the CPU wheel 2.13.0.
+        # Any torch >= 2.0 works, GPU builds included: a build installed first is kept
+        # (docs/install.md: which build each install line gets, and the CPU-only lines).
         "torch>=2.0",
         # recbole 1.2.1 pins ray<=2.6.3, which needs numpy<2 and has no wheels for Python >= 3.12;
-        # there, install with uv's override of that pin (README, Install): recbole runs on
+        # there, install with uv's override of that pin (docs/install.md): recbole runs on
         # numpy 2 and newer Ray with compat.py's numpy aliases. pandas 3 silently skips
         # RecBole's NaN filling; ray imports pkg_resources, gone from setuptools 82.
         "numpy>=1.21,<2; python_version < '3.12'",
@@ -35,12 +42,12 @@ setup(
     ],
     extras_require={
         # The search (run_recbole_sam_tune.py) and the parallel grids (--workers): Ray Tune as
-        # RecBole 1.2.1 pins it on Python < 3.12; pyarrow 26 needs numpy 2, and Tune then fails
-        # on its first ray.put.
-        "tune": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26"],
+        # RecBole 1.2.1 pins it on Python < 3.12 (there pyarrow 26 needs numpy 2, and Tune then
+        # fails on its first ray.put); a Ray with wheels on Python >= 3.12.
+        "tune": TUNE,
         # --search optuna / hyperopt, each on top of the tune extra.
-        "optuna": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26", "optuna"],
-        "hyperopt": ['ray[tune]<=2.6.3; python_version<"3.12"', "pyarrow<26", "hyperopt"],
+        "optuna": TUNE + ["optuna"],
+        "hyperopt": TUNE + ["hyperopt"],
         "test": ["pytest>=7"],
     },
     entry_points={"console_scripts": ["recbole-sam=recbole_sam.cli:main"]},

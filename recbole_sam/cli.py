@@ -5,6 +5,7 @@ import argparse
 import re
 import shlex
 
+from recbole_sam.compat import plain_numbers
 from recbole_sam.errors import ConfigError, exit_on_user_error
 from recbole_sam.literals import parse_overrides
 
@@ -78,8 +79,8 @@ def main(argv=None):
     if result["best_valid_result"] is None:  # RecBole's "no validation": eval_step 0 (or > epochs)
         print("no validation: no epoch was validated (eval_step: 0); the test result is the last epoch's model's")
     else:
-        print(f"best valid: {dict(result['best_valid_result'] or {})}")
-    print(f"test result: {dict(result['test_result'] or {})}")
+        print(f"best valid: {plain_numbers(result['best_valid_result'])}")
+    print(f"test result: {plain_numbers(result['test_result'])}")
     if result.get("checkpoint"):
         print(f"checkpoint: {result['checkpoint']}")
     return result

@@ -1,9 +1,9 @@
 """Every compatibility fix between RecBole 1.2.1 and today's torch and NumPy, in one place.
 
 Importing this module applies the process-wide ones (NumPy 1 aliases, anomaly detection off,
-library FutureWarnings filtered); the checkpoint fix is a context manager used where RecBole
-calls ``torch.load``. Pins that keep the install itself working live in setup.py and are
-explained in the README.
+library FutureWarnings and RecBole's one SyntaxWarning filtered); the checkpoint fix is a
+context manager used where RecBole calls ``torch.load``. Pins that keep the install itself
+working live in setup.py and are explained in the README.
 """
 
 import warnings
@@ -23,6 +23,17 @@ for _alias, _target in (("float_", np.float64), ("complex_", np.complex128), ("u
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole(\.|$)")
 warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler.*", category=FutureWarning)
 
+# RecBole's dien.py has a docstring with an invalid escape sequence ('\p'); Python >= 3.12 reports
+# it as a SyntaxWarning (4 lines on stderr) whenever it compiles the file, i.e. every run where
+# bytecode is not written. Only that warning, from that file, and before RecBole's models are
+# imported below. (Compile-time warnings name their module by the file's path.)
+warnings.filterwarnings(
+    "ignore",
+    message=r"invalid escape sequence",
+    category=SyntaxWarning,
+    module=r".*recbole[\\/]model[\\/]sequential_recommender[\\/]dien\Z",
+)
+
 # RecBole's SINE module calls torch.autograd.set_detect_anomaly(True) at import time, and
 # importing any RecBole sequential model imports it. Anomaly detection makes every backward
 # pass slower (1.1-2.7x per SASRec epoch in our measurements), so import it now, once, and
@@ -30,6 +41,19 @@ warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.GradScaler.*", c
 import recbole.model.sequential_recommender  # noqa: E402,F401
 
 torch.autograd.set_detect_anomaly(False)
+
+
+def plain_numbers(result):
+    """A metric -> value dict (RecBole's results) with NumPy scalars as Python numbers, for printing:
+    NumPy 2 prints ``np.float64(0.0127)`` where NumPy 1 printed ``0.0127``.
+
+    Args:
+        result (dict, optional): RecBole's result; None gives ``{}``.
+
+    Returns:
+        dict: the same keys, in the same order.
+    """
+    return {key: value.item() if isinstance(value, np.generic) else value for key, value in (result or {}).items()}
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from recbole.utils.logger import RemoveColorFilter, log_colors_config
 from recbole_sam.atomic import write_json
 from recbole_sam.checkpoint import last_checkpoint_path, new_run_id, remove_orphaned_partials, result_path
 from recbole_sam.checks import check_valid_metric
+from recbole_sam.compat import plain_numbers
 from recbole_sam.data.converters import check_atomic_files
 from recbole_sam.data.dataset import create_dataset
 from recbole_sam.errors import ConfigError, Interrupted
@@ -180,8 +181,8 @@ def train_and_test(config, saved=True, verbose=False, resume_from=None, config_f
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
 
     logger = getLogger()
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info(set_color("best valid ", "yellow") + f": {plain_numbers(best_valid_result)}")
+    logger.info(set_color("test result", "yellow") + f": {plain_numbers(test_result)}")
     result = {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
