@@ -20,10 +20,6 @@ MAIN_COMMAND = 'pip install "torch==2.13.0" -e . && python run_recbole_sam.py'
 TEST_INSTALL = 'pip install "torch==2.13.0" -e ".[test,tune]"'
 TEST_COMMAND = TEST_INSTALL + " && python -m pytest -q"
 
-# Link targets that another branch writes; a link to one is allowed only while it is missing
-# here. docs/install.md: the install page of the "stacks" work (issue 18); drop it once merged.
-WRITTEN_ELSEWHERE = {"docs/install.md"}
-
 # The pages cut out of the old README, and the README: their links' headings are checked too
 # (the other docs pages' links only for their files).
 MOVED_PAGES = {"README.md", "usage.md", "options.md", "experiments.md", "tune.md", "recbole_fixes.md", "layout.md"}
@@ -97,19 +93,11 @@ def test_relative_links_lead_to_files_and_headings(page):
         target = (page.parent / path).resolve() if path else page
         name = target.relative_to(ROOT).as_posix() if target.is_relative_to(ROOT) else str(target)
         if not target.exists():
-            if name not in WRITTEN_ELSEWHERE:
-                broken.append(f"{path}: no such file")
+            broken.append(f"{path}: no such file")
             continue
         if anchor and page.name in MOVED_PAGES and target.suffix == ".md" and anchor not in anchors(target):
             broken.append(f"{path}#{anchor}: no such heading in {name}")
     assert not broken, f"{page.name}: " + "; ".join(broken)
-
-
-def test_allowed_missing_targets_are_linked_and_still_missing():
-    """The allow-list shrinks when the page arrives: a target that exists is checked as any other."""
-    targets = {(page.parent / path).resolve() for page in PAGES for path, _ in relative_links(page) if path}
-    linked = {target.relative_to(ROOT).as_posix() for target in targets if target.is_relative_to(ROOT)}
-    assert WRITTEN_ELSEWHERE <= linked
 
 
 # --- Python snippets ---------------------------------------------------------------------------
