@@ -17,7 +17,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["recbole_sam", "recbole_sam.*"]) + ["recbole_sam.properties"],
     # The YAML defaults live in properties/ at the top of the repository; a wheel carries them
-    # inside the package (recbole_sam/properties), where config.properties_dir() also looks.
+    # inside the package (recbole_sam/properties), where property_files.properties_dir() looks first.
     package_dir={"recbole_sam.properties": "properties"},
     package_data={"recbole_sam.properties": ["*.yaml", "*/*.yaml"]},
     py_modules=["run_recbole_sam", "run_analysis", "run_experiments", "run_recbole_sam_tune"],

@@ -21,7 +21,7 @@ from recbole.utils import argument_list
 from recbole_sam.data.dataset import check_training_options
 from recbole_sam.errors import ConfigError
 from recbole_sam.optim import BASE_OPTIMIZERS
-from recbole_sam.properties import properties_dir
+from recbole_sam.property_files import properties_dir
 
 TRAINERS = ("sam", "plain")
 SAM_VARIANTS = ("sam", "asam", "looksam", "helen", "saf")
@@ -155,7 +155,8 @@ def check_architecture_values(config):
     for key in ("hidden_size", "inner_size", "n_heads", "n_layers", "embedding_size"):
         if config.get(key) is not None:
             require(_is_int(config[key]) and config[key] >= 1, f"{key}: must be an integer >= 1, got {config[key]!r}")
-    if config.get("hidden_size") is not None and config.get("n_heads") is not None:
+    uses_heads = "n_heads" in _model_default_keys(config.get("model"))  # a paper file sets n_heads for every model
+    if uses_heads and config.get("hidden_size") is not None and config.get("n_heads") is not None:
         require(
             config["hidden_size"] % config["n_heads"] == 0,
             f"hidden_size: must be a multiple of n_heads ({config['n_heads']}), got {config['hidden_size']}",
@@ -264,6 +265,14 @@ def _property_file_keys():
 def _top_level_keys(file):
     content = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
     return set(content) if isinstance(content, dict) else set()
+
+
+@lru_cache(maxsize=None)
+def _model_default_keys(model):
+    """frozenset: the keys of the model's own property files, RecBole's and ours."""
+    files = [Path(recbole.__file__).resolve().parent / "properties" / "model" / f"{model}.yaml"]
+    files.append(properties_dir() / "model" / f"{model}.yaml")
+    return frozenset().union(*(_top_level_keys(file) for file in files if file.is_file()))
 
 
 def known_keys(extra_files=()):

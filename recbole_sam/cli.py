@@ -14,7 +14,7 @@ DEFAULT_MODEL, DEFAULT_DATASET = "SASRec", "ml-100k"
 
 def _options_help():
     """The keys of properties/overall.yaml, one line each, from its ``# (type) description`` comments."""
-    from recbole_sam.properties import properties_dir
+    from recbole_sam.property_files import properties_dir
 
     lines = []
     for line in (properties_dir() / "overall.yaml").read_text(encoding="utf-8").splitlines():
@@ -49,7 +49,7 @@ def build_parser():
     parser.add_argument("--dataset", "-d", help=f"dataset name (default: {DEFAULT_DATASET}, shipped with RecBole)")
     parser.add_argument("--trainer", help="sam or plain (default: sam, from properties/overall.yaml)")
     parser.add_argument("--rho", help="SAM's ascent radius, > 0")
-    parser.add_argument("--sam_variant", help="sam, asam or looksam")
+    parser.add_argument("--sam_variant", help="sam, asam, looksam, helen or saf")
     parser.add_argument("--config_files", help="space-separated YAML files, later ones win")
     parser.add_argument("--no-save", action="store_true", help="do not write a checkpoint; test the last model")
     parser.add_argument("--resume", action="store_true", help="go on with the newest interrupted run of this model and dataset")

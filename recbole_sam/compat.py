@@ -3,7 +3,7 @@
 Importing this module applies the process-wide ones (NumPy 1 aliases, anomaly detection off,
 library FutureWarnings and RecBole's one SyntaxWarning filtered); the checkpoint fix is a
 context manager used where RecBole calls ``torch.load``. Pins that keep the install itself
-working live in setup.py and are explained in the README.
+working live in setup.py and are explained in docs/recbole_fixes.md and docs/install.md.
 """
 
 import warnings

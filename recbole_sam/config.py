@@ -18,7 +18,7 @@ from recbole.utils import InputType
 from recbole_sam.checks import require, check_evaluation_values, check_known_keys, check_options
 from recbole_sam.errors import ConfigError
 from recbole_sam.literals import parse_literal
-from recbole_sam.properties import dataset_properties_file, properties_dir
+from recbole_sam.property_files import dataset_properties_file, properties_dir
 from recbole_sam.registry import get_model
 
 

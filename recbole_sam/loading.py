@@ -16,7 +16,7 @@ from recbole.data import data_preparation
 from recbole.utils import init_seed
 
 from recbole_sam.config import SAMConfig
-from recbole_sam.properties import properties_dir
+from recbole_sam.property_files import properties_dir
 from recbole_sam.data.dataset import create_dataset  # run_recbole_sam's: train_scheme picks the training samples
 from recbole_sam.errors import ConfigError
 from recbole_sam.registry import get_model

@@ -15,7 +15,7 @@ from recbole.data import create_dataset
 
 import recbole_sam.atomic
 from recbole_sam.config import SAMConfig
-from recbole_sam.properties import properties_dir
+from recbole_sam.property_files import properties_dir
 from recbole_sam.data.converters import convert_amazon, convert_s3rec, convert_yelp
 from recbole_sam.errors import ConfigError
 

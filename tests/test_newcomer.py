@@ -81,6 +81,14 @@ def test_values_recbole_would_crash_on_are_one_line_rc_2_and_nothing_written(arg
     assert os.listdir(".") == []  # no log/, saved/ or log_tensorboard/
 
 
+def test_heads_constrain_hidden_size_only_for_models_with_attention():
+    # A paper file sets n_heads for every model; GRU4Rec has no attention, so any size is fine.
+    settings = {"n_heads": 2, "hidden_size": 65, "embedding_size": 65}
+    assert SAMConfig("GRU4Rec", "ml-100k", config_dict=settings)["hidden_size"] == 65
+    with pytest.raises(ConfigError, match="hidden_size: must be a multiple of n_heads"):
+        SAMConfig("SASRec", "ml-100k", config_dict=settings)
+
+
 def test_the_metric_names_listed_are_recboles(tiny_config, capsys):
     _, _, err = run_cli(["--metrics=Foo"], tiny_config, capsys)
     assert "Hit" in err[0] and "NDCG" in err[0] and "MRR" in err[0]

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from recbole_sam.config import SAMConfig, properties_dir
+from recbole_sam.config import SAMConfig
+from recbole_sam.property_files import properties_dir
 from recbole_sam.data.converters import convert_s3rec
 from recbole_sam.quick_start import run_recbole_sam
 

@@ -84,6 +84,7 @@ class S3Rec(RecBoleS3Rec):
     LOSS_TYPES = ("CE", "BPR", "BCE")
 
     def __init__(self, config, dataset):
+        # The options are checked in check_options (SAMConfig); here what needs the loaded data.
         attribute = config["item_attribute"]
         if attribute not in dataset.field2type:
             raise ConfigError(
@@ -91,8 +92,6 @@ class S3Rec(RecBoleS3Rec):
                 f"(item fields: {', '.join(dataset.item_feat.columns) if dataset.item_feat is not None else 'none'}); "
                 "S3Rec pre-trains on item attributes: load one with load_col and name it in item_attribute"
             )
-        if config["train_stage"] not in ("pretrain", "finetune"):
-            raise ConfigError(f"train_stage: {config['train_stage']!r} is not one of pretrain, finetune")
         if config["train_stage"] == "finetune" and not os.path.isfile(str(config["pre_model_path"])):
             raise ConfigError(
                 f"pre_model_path: no file {config['pre_model_path']!r} (train_stage finetune loads the pre-trained model)"

@@ -4,10 +4,12 @@ from pathlib import Path
 
 
 def properties_dir():
-    """The folder with our YAML defaults: ``properties/`` beside the package in a checkout,
-    ``recbole_sam/properties`` when installed from a wheel."""
+    """The folder with our YAML defaults: ``recbole_sam/properties`` when installed from a wheel,
+    ``properties/`` beside the package in a checkout."""
     package = Path(__file__).resolve().parent
-    for candidate in (package.parent / "properties", package / "properties"):
+    # The wheel's own folder first: beside an installed package, site-packages/properties may be
+    # another distribution's.
+    for candidate in (package / "properties", package.parent / "properties"):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("recbole-sam's properties/ folder is missing from the installation")
