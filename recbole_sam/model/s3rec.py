@@ -29,7 +29,7 @@ from recbole_sam.errors import ConfigError
 from recbole_sam.model.cl4srec import use_uniform_dropout
 from recbole_sam.model.s3rec_pretrain import attribute_table, build_inputs, draw, left_align, pretrain_loss
 from recbole_sam.model.s3rec_reference import FORMATS, check_reference_shapes, load_reference_checkpoint, reference_state_for
-from recbole_sam.model.sasrec import next_items, trim_padding
+from recbole_sam.model.sasrec import next_items, sample_negatives, trim_padding
 from recbole_sam.rng import data_draw
 
 
@@ -179,21 +179,9 @@ class S3Rec(RecBoleS3Rec):
         return -(F.logsigmoid(pos_logits) + F.logsigmoid(-neg_logits)).mean()
 
     def sample_negatives(self, item_seq, user_ids, rounds=5):
-        """One uniform negative item per slot [B L], never the mask token, redrawn (a few rounds)
-        while it is an item of the input sequence (``neg_exclude: input``) or of the user's data,
-        valid and test included (``user``, the reference's ``neg_sample(set(items))``); as our
-        SASRec's sampler."""
-        items = self.n_items - 1  # real items are 1 .. items - 1; row `items` is the mask token
-        negatives = torch.randint(1, items, item_seq.shape, device=item_seq.device)
-        for _ in range(rounds):
-            if self.neg_exclude == "user":
-                keys = user_ids.unsqueeze(1) * items + negatives
-                self.user_item_keys = self.user_item_keys.to(keys.device)
-                found = torch.searchsorted(self.user_item_keys, keys).clamp(max=len(self.user_item_keys) - 1)
-                seen = self.user_item_keys[found] == keys
-            else:
-                seen = (negatives.unsqueeze(-1) == item_seq.unsqueeze(1)).any(-1)
-            if not seen.any():
-                break
-            negatives = torch.where(seen, torch.randint(1, items, item_seq.shape, device=item_seq.device), negatives)
-        return negatives
+        """One uniform negative item per slot [B L], never the mask token (row ``n_items - 1``),
+        as our SASRec's sampler (the reference's ``neg_sample(set(items))`` with ``neg_exclude:
+        user``)."""
+        if self.neg_exclude == "user":  # moved once, not at every draw of every batch
+            self.user_item_keys = self.user_item_keys.to(item_seq.device)
+        return sample_negatives(item_seq, user_ids, self.n_items - 1, self.neg_exclude, self.user_item_keys, rounds)

@@ -160,28 +160,32 @@ class SASRec(RecBoleSASRec):
         return -(F.logsigmoid(pos_logits) + F.logsigmoid(-neg_logits)).mean()
 
     def sample_negatives(self, item_seq, user_ids, rounds=5):
-        """One uniform negative per slot of ``item_seq`` [B L], redrawn (a few rounds) while it
-        is a known item of the user: in the input sequence (``neg_exclude: input``, SASRec's
-        sampler) or anywhere in the user's data, valid and test included (``user``, S3Rec's).
-        Uses torch's global generator, which the SAM trainer replays for its second pass."""
-        negatives = torch.randint(1, self.n_items, item_seq.shape, device=item_seq.device)
-        for _ in range(rounds):
-            seen = self._seen(negatives, item_seq, user_ids)
-            if not seen.any():
-                break
-            redraw = torch.randint(1, self.n_items, item_seq.shape, device=item_seq.device)
-            negatives = torch.where(seen, redraw, negatives)
-        return negatives
+        """One uniform negative per slot of ``item_seq`` [B L], never a known item of the user (see
+        the module function ``sample_negatives``; ``neg_exclude``: input, SASRec's sampler, or
+        user, S3Rec's). Uses torch's global generator, which the SAM trainer replays."""
+        if self.neg_exclude == "user":  # moved once, not at every draw of every batch
+            self.user_item_keys = self.user_item_keys.to(item_seq.device)
+        return sample_negatives(item_seq, user_ids, self.n_items, self.neg_exclude, self.user_item_keys, rounds)
 
-    def _seen(self, negatives, item_seq, user_ids):
-        if self.neg_exclude == "user":
-            keys = user_ids.unsqueeze(1) * self.n_items + negatives
-            if self.user_item_keys.device != keys.device:  # once, not at every draw of every batch
-                self.user_item_keys = self.user_item_keys.to(keys.device)
-            # user_item_keys is sorted: a binary search, not isin's sort of both tensors at every draw
-            found = torch.searchsorted(self.user_item_keys, keys).clamp(max=len(self.user_item_keys) - 1)
-            return self.user_item_keys[found] == keys
-        return (negatives.unsqueeze(-1) == item_seq.unsqueeze(1)).any(-1)
+
+def sample_negatives(item_seq, user_ids, item_count, neg_exclude, user_item_keys=None, rounds=5):
+    """One uniform negative item in 1 .. item_count - 1 per slot of ``item_seq`` [B L], redrawn (a
+    few rounds) while it is a known item of the user: in the input sequence (``neg_exclude:
+    input``) or anywhere in the user's data, valid and test included (``user``; ``user_item_keys``
+    sorted ``user * item_count + item``)."""
+    negatives = torch.randint(1, item_count, item_seq.shape, device=item_seq.device)
+    for _ in range(rounds):
+        if neg_exclude == "user":
+            keys = user_ids.unsqueeze(1) * item_count + negatives
+            # a binary search in the sorted keys, not isin's sort of both tensors at every draw
+            found = torch.searchsorted(user_item_keys, keys).clamp(max=len(user_item_keys) - 1)
+            seen = user_item_keys[found] == keys
+        else:
+            seen = (negatives.unsqueeze(-1) == item_seq.unsqueeze(1)).any(-1)
+        if not seen.any():
+            break
+        negatives = torch.where(seen, torch.randint(1, item_count, item_seq.shape, device=item_seq.device), negatives)
+    return negatives
 
 
 def next_items(item_seq, item_seq_len, pos_items):
