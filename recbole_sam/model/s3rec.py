@@ -131,12 +131,10 @@ class S3Rec(RecBoleS3Rec):
         Pre-training builds left-padded rows itself, as the reference does."""
         if bidirectional or self.padding_side != "left":
             return super().forward(item_seq, bidirectional)
-        width = item_seq.size(1)
-        length = (item_seq > 0).sum(dim=1, keepdim=True)
+        width, length = item_seq.size(1), (item_seq > 0).sum(dim=1)
+        hidden = super().forward(left_align(item_seq, length), bidirectional)
         slots = torch.arange(width, device=item_seq.device).unsqueeze(0)
-        left = item_seq.gather(1, (slots + length) % width)
-        hidden = super().forward(left, bidirectional)
-        back = ((slots - length) % width).unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+        back = ((slots - length.unsqueeze(1)) % width).unsqueeze(-1).expand(-1, -1, hidden.size(-1))
         return hidden.gather(1, back)
 
     def calculate_loss(self, interaction):
