@@ -157,6 +157,29 @@ def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_re
     assert {path: path.stat().st_mtime_ns for path in Path("v/ml-100k/BCE/runs").iterdir()} == before
 
 
+def test_the_verdict_of_another_model_reads_its_paper_overlay_and_names_its_runs(local_ray):
+    import ray.cloudpickle
+
+    from recbole_sam.experiments import verdict
+    from recbole_sam.run import load_records
+
+    ray.cloudpickle.register_pickle_by_value(__import__(__name__))
+    options = dict(backbones=["BCE"], rhos=[0.1, 1.0], seeds=[2], settings={"epochs": 4}, run_fn=fake_verdict_run)
+    assert verdict.run_verdict("ml-100k", "t2", model="CL4SRec", **options) == {"BCE": 0.1}
+    records = load_records("t2/ml-100k/BCE/runs")
+    assert sorted(record["run_id"] for record in records) == sorted(
+        ["ml-100k_CL4SRec_plain_seed=1", "ml-100k_CL4SRec_sam_rho=0.1_seed=1", "ml-100k_CL4SRec_sam_rho=1.0_seed=1",
+         "ml-100k_CL4SRec_plain_seed=2", "ml-100k_CL4SRec_sam_rho=0.1_seed=2"]
+    )  # fmt: skip
+    for record in records:  # the dataset's paper file, then CL4SRec's overlay
+        assert record["settings"]["model"] == "CL4SRec"
+        assert [Path(f).name for f in record["config_files"]] == ["ml-100k.yaml", "CL4SRec.yaml"]
+
+    with pytest.raises(ConfigError, match="model: 'GRU4Rec' has no paper setting; allowed: SASRec, CL4SRec, S3Rec"):
+        verdict.run_verdict("ml-100k", "t3", model="GRU4Rec", **options)
+    assert not Path("t3").exists()
+
+
 def test_a_local_ray_starts_its_workers_at_the_callers_priority(monkeypatch):
     started = []
     monkeypatch.delenv(executor.NICENESS_VARIABLE, raising=False)

@@ -1,8 +1,9 @@
-"""Does SAM help SASRec? The protocol of issue 9 and the ablation of its corrections, as
-resumable grids on the grids' one executor (``recbole_sam.tune.executor``: Ray tasks).
+"""Does SAM help SASRec (Table 1), CL4SRec and S3Rec (Table 2)? The protocol of issue 9 and the
+ablation of its corrections, as resumable grids on the grids' one executor
+(``recbole_sam.tune.executor``: Ray tasks).
 
-Verdict, for each backbone (the paper's BCE SASRec, and the CE SASRec), on the paper setting
-(``properties/paper/<dataset>.yaml``):
+Verdict, for one model and each backbone (the paper's BCE loss, and CE), on the paper setting
+(``properties/paper/<dataset>.yaml``, plus the model's overlay of ``MODEL_OVERLAYS``):
   1. selection, seed 1: plain, and SAM at each rho; rho* = the SAM run with the best validation
      score (``valid_metric``; the test set plays no part);
   2. verdict, the other seeds: plain and SAM at rho*, paired (same seed: same initial weights
@@ -26,6 +27,9 @@ from recbole_sam.experiments import paired, runner
 from recbole_sam.run import read_record, write_record
 
 BACKBONES = {"BCE": {}, "CE": {"loss_type": "CE"}}
+# The paper-setting overlay of each model, read after the dataset's file (which is SASRec's setting).
+# S3Rec is fine-tuned: its runs need --set pre_model_path=<checkpoint> (and pre_model_format).
+MODEL_OVERLAYS = {"SASRec": (), "CL4SRec": ("CL4SRec.yaml",), "S3Rec": ("S3Rec-finetune.yaml",)}
 RHOS = (0.01, 0.03, 0.1, 0.3, 1.0)
 SEEDS = (2, 3, 4, 5, 6)
 TRAINERS = ("plain", "sam")
@@ -47,16 +51,16 @@ ABLATIONS = {
 QUIET = {"show_progress": False, "state": "WARNING"}
 
 
-def paper_config_files(dataset):
-    """list of str: the paper setting's YAML file of ``dataset`` (absolute)."""
-    root = Path(__file__).resolve().parent.parent.parent
-    return [str(root / "properties" / "paper" / f"{dataset}.yaml")]
+def paper_config_files(dataset, model="SASRec"):
+    """list of str: the paper setting's YAML files of ``model`` on ``dataset`` (absolute)."""
+    paper = Path(__file__).resolve().parent.parent.parent / "properties" / "paper"
+    return [str(paper / f"{dataset}.yaml")] + [str(paper / name) for name in MODEL_OVERLAYS[model]]
 
 
-def sasrec_run(dataset, trainer, seed, rho=None):
-    """runner.Run: SASRec with ``trainer`` on ``dataset``; SAM runs carry their rho."""
+def model_run(dataset, trainer, seed, rho=None, model="SASRec"):
+    """runner.Run: ``model`` with ``trainer`` on ``dataset``; SAM runs carry their rho."""
     overrides = () if rho is None else (("rho", float(rho)),)
-    return runner.Run(dataset, "SASRec", trainer, int(seed), overrides)
+    return runner.Run(dataset, model, trainer, int(seed), overrides)
 
 
 def log(message):
@@ -171,7 +175,7 @@ def common_config(threads, data_path=None, settings=None, backbone=None):
 
 def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES), rhos=RHOS, seeds=SEEDS,
                 trainers=TRAINERS, sweep=False, data_path=None, settings=None, workers=1, threads=1, address=None,
-                deadline=None, archive=None, command="", run_fn=None):  # fmt: skip
+                deadline=None, archive=None, command="", run_fn=None, model="SASRec"):  # fmt: skip
     """Run the verdict's protocol (see the module doc); what has a record is skipped.
 
     Args:
@@ -187,25 +191,34 @@ def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES
         workers, threads, address, deadline, archive: see ``run_grids``.
         command (str): the command line, for the records.
         run_fn (callable, optional): executes one run (see ``runner.run_grid``); tests pass a fake.
+        model (str): of ``MODEL_OVERLAYS``.
 
     Returns:
         dict: ``{backbone: rho*}`` of the backbones whose selection is complete.
+
+    Raises:
+        ConfigError: an unknown model, or options the model refuses (before any training).
     """
     from recbole_sam.config import SAMConfig
 
-    files = paper_config_files(dataset)
+    if model not in MODEL_OVERLAYS:
+        raise ConfigError(f"model: {model!r} has no paper setting; allowed: {', '.join(MODEL_OVERLAYS)}")
+    files = paper_config_files(dataset, model)
     grids = {b: Grid(Path(out) / dataset / b, common_config(threads, data_path, settings, b), files, run_fn) for b in backbones}
     base = dict(grids[backbones[0]].common, state="ERROR")
-    valid_key = SAMConfig("SASRec", dataset, files, base)["valid_metric"].lower()  # bad input fails here, once
+    valid_key = SAMConfig(model, dataset, files, base)["valid_metric"].lower()  # bad input fails here, once
+
+    def arm(trainer, seed, rho=None):
+        return model_run(dataset, trainer, seed, rho, model)
 
     def todo(backbone, run):
         return run.trainer in trainers and not grids[backbone].has(run)
 
-    first = [(b, sasrec_run(dataset, "plain", SELECTION_SEED)) for b in backbones]
-    first += [(b, sasrec_run(dataset, "sam", SELECTION_SEED, rho)) for b in backbones for rho in rhos]
-    first += [(b, sasrec_run(dataset, "plain", seed)) for seed in seeds for b in backbones]
+    first = [(b, arm("plain", SELECTION_SEED)) for b in backbones]
+    first += [(b, arm("sam", SELECTION_SEED, rho)) for b in backbones for rho in rhos]
+    first += [(b, arm("plain", seed)) for seed in seeds for b in backbones]
     if sweep:  # every rho is paired, so no SAM run waits for rho*
-        first += [(b, sasrec_run(dataset, "sam", seed, rho)) for seed in seeds for b in backbones for rho in rhos]
+        first += [(b, arm("sam", seed, rho)) for seed in seeds for b in backbones for rho in rhos]
     waiting, chosen = ([] if sweep else list(backbones)), {}
 
     def rho_star_runs():
@@ -216,7 +229,7 @@ def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES
                 waiting.remove(backbone)
                 chosen[backbone] = rho
                 log(f"{backbone}: rho* = {rho} (best validation {valid_key} of seed {SELECTION_SEED})")
-                new += [(backbone, run) for seed in seeds for run in [sasrec_run(dataset, "sam", seed, rho)]]
+                new += [(backbone, run) for seed in seeds for run in [arm("sam", seed, rho)]]
         return [task for task in new if todo(*task)]
 
     def priority(task):

@@ -4,6 +4,7 @@ rho curve made from the records, ``claims`` and ``rho-curve`` (``benchmarks/verd
 ``verdict_report.py``, ``ablation_report.py`` and ``ablation.sh`` call them).
 
     python run_experiments.py verdict --dataset ml-100k --out runs/verdict --workers 2
+    python run_experiments.py verdict --model CL4SRec --dataset ml-100k --backbones BCE --out runs/table2/CL4SRec
     python run_experiments.py verdict-report --dataset ml-100k --out runs/verdict --plot verdict.png
     python run_experiments.py ablation --dataset ml-100k --rho 0.03 --seeds 2 3 4
     python run_experiments.py ablation-report --dataset ml-100k --out runs/ablation
@@ -28,6 +29,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     run = commands.add_parser("verdict", help="selection of rho* on seed 1, then plain vs SAM at rho*, paired by seed")
     run.add_argument("--dataset", default="ml-100k")
+    run.add_argument("--model", default="SASRec", choices=list(verdict.MODEL_OVERLAYS),
+                     help="the model of both arms, in its paper setting (S3Rec: fine-tuning, --set pre_model_path=...)")
     run.add_argument("--data-path", help="folder of converted datasets (default: RecBole's)")
     run.add_argument("--backbones", nargs="+", default=list(verdict.BACKBONES), choices=list(verdict.BACKBONES))
     run.add_argument("--rhos", nargs="+", type=float, default=list(verdict.RHOS))
@@ -92,7 +95,7 @@ def main(argv=None, command=None):
             chosen = verdict.run_verdict(
                 args.dataset, args.out, args.backbones, args.rhos, args.seeds, args.trainers, args.sweep,
                 args.data_path, parse_settings(args.set), args.workers, args.threads, args.address, args.deadline,
-                args.archive, command,
+                args.archive, command, model=args.model,
             )  # fmt: skip
             verdict.log(f"done; rho*: {chosen or 'not chosen yet'}")
         elif args.command == "verdict-report":
