@@ -239,3 +239,30 @@ def test_bce_fine_tuning_loss_equals_our_sasrecs_paper_loss(checkpoint):
     theirs = sasrec.calculate_loss(batch)
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert not torch.allclose(ours, s3rec.calculate_loss(batch))  # a new draw of negatives
+
+
+def test_packed_fine_tuning_equals_the_padded_layout(checkpoint):
+    """pack_sequences (SASRec's packed causal encoder) changes the layout, not the numbers: the same
+    BCE sequence loss for the same draws, and the same full-ranking scores, as RecBole's padded
+    left window (eval mode)."""
+    paper = dict(loss_type="BCE", train_scheme="sequence", neg_exclude="user")
+    packed, train_data = build_model(finetune_config(checkpoint, pack_sequences=True, **paper))
+    padded, _ = build_model(finetune_config(checkpoint, pack_sequences=False, **paper))
+    padded.load_state_dict(packed.state_dict())
+    packed.eval(), padded.eval()
+    batch = next(iter(train_data))
+    losses = []
+    for model in (packed, padded):
+        torch.manual_seed(5)
+        losses.append(model.calculate_loss(batch))
+    assert torch.allclose(*losses, atol=1e-5)
+    with torch.no_grad():
+        scores = [model.full_sort_predict(batch) for model in (packed, padded)]
+    assert scores[0].shape == (len(batch), packed.n_items - 1) and torch.allclose(*scores, atol=1e-4)
+    token_id = train_data._dataset.field2token_id["item_id"]
+    histories = [[9, 3, 14], [7, 12, 5, 15, 2, 11, 4]]
+    right_padded = torch.tensor([[token_id[str(i)] for i in items] + [0] * (WINDOW - len(items)) for items in histories])
+    with torch.no_grad():  # and the reference's own forward pass (left window, most recent item last)
+        ours = packed.finetune_hidden(right_padded, torch.tensor([len(items) for items in histories]))
+    theirs = reference_finetune_forward(reference_state(), torch.tensor([[0] * (WINDOW - len(i)) + i for i in histories]), HEADS)
+    assert torch.allclose(ours, theirs[:, -1], atol=1e-5)

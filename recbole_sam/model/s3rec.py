@@ -14,6 +14,9 @@ attributes, masked items and segments) and ``train_stage: finetune`` (loads ``pr
   reference's positions (the most recent item in the last of the MAX_ITEM_LIST_LENGTH slots).
 - ``loss_type: BCE`` in fine-tuning: the reference's (SASRec's) loss, with ``train_scheme:
   sequence`` at every position of each user's sequence.
+- ``pack_sequences`` (default on): fine-tuning and its evaluation run SASRec's causal encoder on
+  packed rows (``sasrec.CausalEncoder``), the same hidden states as RecBole's padded layout.
+The feed-forward activation is torch's fused GELU in both stages (RecBole's erf function).
 """
 
 import os
@@ -29,7 +32,7 @@ from recbole_sam.errors import ConfigError
 from recbole_sam.model.cl4srec import use_uniform_dropout
 from recbole_sam.model.s3rec_pretrain import attribute_table, build_inputs, draw, left_align, pretrain_loss
 from recbole_sam.model.s3rec_reference import FORMATS, check_reference_shapes, load_reference_checkpoint, reference_state_for
-from recbole_sam.model.sasrec import next_items, sample_negatives, trim_padding
+from recbole_sam.model.sasrec import FUSED_ACTIVATIONS, CausalEncoder, next_items, sample_negatives, trim_padding
 from recbole_sam.rng import data_draw
 
 
@@ -77,9 +80,10 @@ def _recbole_loads(state_dict):
         torch.load = original
 
 
-class S3Rec(RecBoleS3Rec):
+class S3Rec(CausalEncoder, RecBoleS3Rec):
     """RecBole's S3Rec with input checks, a torch >= 2.6 checkpoint load, the reference's
-    checkpoints, and the reference's fine-tuning loss (``loss_type: BCE``, as our SASRec's)."""
+    checkpoints, the reference's fine-tuning loss (``loss_type: BCE``, as our SASRec's), and
+    packed fine-tuning."""
 
     LOSS_TYPES = ("CE", "BPR", "BCE")
 
@@ -110,6 +114,8 @@ class S3Rec(RecBoleS3Rec):
             config["loss_type"] = loss_type
         self.loss_type = loss_type
         self.padding_side = config["padding_side"]
+        # CausalEncoder's switches: S3Rec's positions are the slots of its window, padding keeps its position.
+        self.pack_sequences, self.position_from_prediction, self.mask_padding_positions = bool(config["pack_sequences"]), False, False
         self.train_scheme = config["train_scheme"] or "prefix"
         self.neg_exclude = config["neg_exclude"] or "input"
         self.user_item_keys = getattr(dataset, "user_item_keys", None)  # sorted user * item_num + item
@@ -118,9 +124,9 @@ class S3Rec(RecBoleS3Rec):
         self.attributes = attribute_table(self.item_feat[self.FEATURE_FIELD], self.n_features)  # [items F]; not a parameter
         if self.fast_path and self.train_stage == "pretrain":
             use_uniform_dropout(self)  # the same dropout masks in distribution, faster on CPU
-            if config["hidden_act"] == "gelu":
-                for layer in self.trm_encoder.layer:  # torch's fused erf GELU: RecBole's function, faster
-                    layer.feed_forward.intermediate_act_fn = F.gelu
+        if config["hidden_act"] in FUSED_ACTIVATIONS:
+            for layer in self.trm_encoder.layer:  # torch's fused function: RecBole's, faster
+                layer.feed_forward.intermediate_act_fn = FUSED_ACTIVATIONS[config["hidden_act"]]
         if self.neg_exclude == "user" and self.user_item_keys is None:
             raise ConfigError("neg_exclude: user needs the dataset of recbole_sam.data.dataset.create_dataset (it knows every item of each user)")
 
@@ -160,21 +166,39 @@ class S3Rec(RecBoleS3Rec):
         every position of each user's training sequence (datasets.py:144-147), else at the last."""
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         pos_items = interaction[self.POS_ITEM_ID]
-        hidden = self.forward(item_seq, bidirectional=False)
         if self.train_scheme == "sequence":
             # Slots right of the longest sequence hold no target: drop them, as SASRec does (same draws).
-            item_seq = trim_padding(item_seq, item_seq_len)
-            hidden = hidden[:, : item_seq.size(1)]
+            # The padded layout is encoded at full width: S3Rec's left window counts slots from the right.
+            window, item_seq = item_seq, trim_padding(item_seq, item_seq_len)
             targets = next_items(item_seq, item_seq_len, pos_items)
             position = targets > 0
             negatives = data_draw(self, lambda: self.sample_negatives(item_seq, interaction[self.USER_ID]))[position]
-            hidden, targets = hidden[position], targets[position]
+            if self.pack_sequences:  # the real items' rows, row-major: the rows of hidden[position]
+                hidden = self.encode_packed(item_seq, item_seq_len)
+            else:
+                hidden = self.forward(window, bidirectional=False)[:, : item_seq.size(1)][position]
+            targets = targets[position]
         else:
-            hidden, targets = self.gather_indexes(hidden, item_seq_len - 1), pos_items
+            hidden, targets = self.finetune_hidden(item_seq, item_seq_len), pos_items
             negatives = interaction[self.NEG_ITEM_ID]
         pos_logits = (hidden * self.item_embedding(targets)).sum(-1)
         neg_logits = (hidden * self.item_embedding(negatives)).sum(-1)
         return -(F.logsigmoid(pos_logits) + F.logsigmoid(-neg_logits)).mean()
+
+    def finetune_hidden(self, item_seq, item_seq_len):
+        """The fine-tuned encoder's hidden state [B H] at each sequence's most recent item: packed
+        (``CausalEncoder.last_hidden``) or in RecBole's padded layout."""
+        if self.pack_sequences:
+            return self.last_hidden(item_seq, item_seq_len)
+        return self.gather_indexes(self.forward(item_seq, bidirectional=False), item_seq_len - 1)
+
+    def predict(self, interaction):
+        hidden = self.finetune_hidden(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return (hidden * self.item_embedding(interaction[self.ITEM_ID])).sum(dim=1)
+
+    def full_sort_predict(self, interaction):
+        hidden = self.finetune_hidden(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        return hidden @ self.item_embedding.weight[: self.n_items - 1].T  # the mask token's row is no candidate
 
     def sample_negatives(self, item_seq, user_ids, rounds=5):
         """One uniform negative item per slot [B L], never the mask token (row ``n_items - 1``),

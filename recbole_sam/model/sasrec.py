@@ -35,7 +35,64 @@ def trim_padding(item_seq, item_seq_len):
     return item_seq[:, : max(int(item_seq_len.max()), 1)]
 
 
-class SASRec(RecBoleSASRec):
+class CausalEncoder:
+    """SASRec's causal encoder, on a right-padded batch or packed, with its position switches: for
+    every model whose encoder is SASRec's (SASRec, CL4SRec, S3Rec's fine-tuning). Needs RecBole's
+    ``item_embedding``, ``position_embedding``, ``LayerNorm``, ``dropout``, ``trm_encoder`` and
+    ``max_seq_length``, and the attributes ``padding_side``, ``position_from_prediction``,
+    ``mask_padding_positions`` and ``pack_sequences``."""
+
+    def position_ids(self, item_seq, item_seq_len):
+        """[B L] position ids of a right-padded batch.
+
+        right (RecBole): 0 for the oldest item; left (S3Rec's window of MAX_ITEM_LIST_LENGTH
+        slots): the most recent item always in the last slot; ``position_from_prediction``:
+        0 for the most recent item, counting back. Padding slots get 0 in the last two.
+        """
+        steps = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0).expand_as(item_seq)
+        if self.padding_side == "right" and not self.position_from_prediction:
+            return steps
+        length = item_seq_len.unsqueeze(1)
+        if self.position_from_prediction:
+            positions = length - 1 - steps
+        else:
+            positions = self.max_seq_length - length + steps
+        return torch.where(steps < length, positions, torch.zeros_like(positions))
+
+    def embed_layout(self, items, positions):
+        """The encoder's input [R W H]: item plus position embeddings, layer norm, dropout."""
+        position_embedding = self.position_embedding(positions)
+        if self.mask_padding_positions:
+            position_embedding = position_embedding * (items > 0).unsqueeze(-1)
+        return self.dropout(self.LayerNorm(self.item_embedding(items) + position_embedding))
+
+    def encode_layout(self, items, positions, attention_mask):
+        """Hidden states [R W H] of item rows with their position ids and additive attention mask."""
+        hidden = self.embed_layout(items, positions)
+        return self.trm_encoder(hidden, attention_mask, output_all_encoded_layers=True)[-1]
+
+    def encode(self, item_seq, item_seq_len):
+        """Hidden states at every position of a right-padded batch, [B L H]."""
+        positions = self.position_ids(item_seq, item_seq_len)
+        return self.encode_layout(item_seq, positions, self.get_attention_mask(item_seq, bidirectional=False))
+
+    def encode_packed(self, item_seq, item_seq_len):
+        """Hidden states of every real item, [N H], row-major over the padded batch, computed
+        on packed rows: equal to ``encode(...)[item_seq > 0]`` in eval mode."""
+        batch = pack(item_seq, item_seq_len, self.position_ids(item_seq, item_seq_len), self.max_seq_length)
+        return batch.unpack(self.encode_layout(batch.items, batch.positions, batch.attention_mask()))
+
+    def last_hidden(self, item_seq, item_seq_len):
+        """The hidden state [B H] at each sequence's most recent item."""
+        item_seq = trim_padding(item_seq, item_seq_len)
+        if self.pack_sequences:
+            # The last item of sequence b is row offsets[b] + len[b] - 1 of the packed output.
+            last = torch.cumsum(item_seq_len, 0) - 1
+            return self.encode_packed(item_seq, item_seq_len)[last]
+        return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
+
+
+class SASRec(CausalEncoder, RecBoleSASRec):
     """RecBole's SASRec plus the paper's loss and training scheme, packing and position switches."""
 
     LOSS_TYPES = ("CE", "BPR", "BCE")
@@ -76,55 +133,8 @@ class SASRec(RecBoleSASRec):
             with torch.no_grad():
                 self.item_embedding.weight[0].zero_()
 
-    # -- positions and encoding -------------------------------------------------------------
-
-    def position_ids(self, item_seq, item_seq_len):
-        """[B L] position ids of a right-padded batch.
-
-        right (RecBole): 0 for the oldest item; left (S3Rec's window of MAX_ITEM_LIST_LENGTH
-        slots): the most recent item always in the last slot; ``position_from_prediction``:
-        0 for the most recent item, counting back. Padding slots get 0 in the last two.
-        """
-        steps = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0).expand_as(item_seq)
-        if self.padding_side == "right" and not self.position_from_prediction:
-            return steps
-        length = item_seq_len.unsqueeze(1)
-        if self.position_from_prediction:
-            positions = length - 1 - steps
-        else:
-            positions = self.max_seq_length - length + steps
-        return torch.where(steps < length, positions, torch.zeros_like(positions))
-
-    def embed_layout(self, items, positions):
-        """The encoder's input [R W H]: item plus position embeddings, layer norm, dropout."""
-        position_embedding = self.position_embedding(positions)
-        if self.mask_padding_positions:
-            position_embedding = position_embedding * (items > 0).unsqueeze(-1)
-        return self.dropout(self.LayerNorm(self.item_embedding(items) + position_embedding))
-
-    def encode_layout(self, items, positions, attention_mask):
-        """Hidden states [R W H] of item rows with their position ids and additive attention mask."""
-        hidden = self.embed_layout(items, positions)
-        return self.trm_encoder(hidden, attention_mask, output_all_encoded_layers=True)[-1]
-
-    def encode(self, item_seq, item_seq_len):
-        """Hidden states at every position of a right-padded batch, [B L H]."""
-        positions = self.position_ids(item_seq, item_seq_len)
-        return self.encode_layout(item_seq, positions, self.get_attention_mask(item_seq))
-
-    def encode_packed(self, item_seq, item_seq_len):
-        """Hidden states of every real item, [N H], row-major over the padded batch, computed
-        on packed rows: equal to ``encode(...)[item_seq > 0]`` in eval mode."""
-        batch = pack(item_seq, item_seq_len, self.position_ids(item_seq, item_seq_len), self.max_seq_length)
-        return batch.unpack(self.encode_layout(batch.items, batch.positions, batch.attention_mask()))
-
     def forward(self, item_seq, item_seq_len):
-        item_seq = trim_padding(item_seq, item_seq_len)
-        if self.pack_sequences:
-            # The last item of sequence b is row offsets[b] + len[b] - 1 of the packed output.
-            last = torch.cumsum(item_seq_len, 0) - 1
-            return self.encode_packed(item_seq, item_seq_len)[last]
-        return self.gather_indexes(self.encode(item_seq, item_seq_len), item_seq_len - 1)
+        return self.last_hidden(item_seq, item_seq_len)
 
     # -- training loss ----------------------------------------------------------------------
 
