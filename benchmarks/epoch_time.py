@@ -26,6 +26,7 @@ from recbole.utils import init_seed
 
 from recbole_sam.config import SAMConfig
 from recbole_sam.data.dataset import create_dataset
+from recbole_sam.experiments.verdict import paper_config_files
 from recbole_sam.registry import get_model, get_trainer
 
 # RecBole's own SASRec class and settings (CE over all items, one sample per prefix, batch 2048),
@@ -50,10 +51,10 @@ VARIANTS = {
 }
 
 
-def build_trainer(model_name, dataset, overrides):
+def build_trainer(model_name, dataset, overrides, config_files=None):
     overrides = dict(overrides)
     recbole_model = overrides.pop("recbole_model", False)
-    config = SAMConfig(model_name, dataset, config_dict=dict(overrides, show_progress=False, state="ERROR"))
+    config = SAMConfig(model_name, dataset, config_files, dict(overrides, show_progress=False, state="ERROR"))
     init_seed(config["seed"], config["reproducibility"])
     train_data = data_preparation(config, create_dataset(config))[0]
     init_seed(config["seed"], config["reproducibility"])
@@ -65,16 +66,17 @@ def build_trainer(model_name, dataset, overrides):
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def time_epochs(model_name, dataset, variants, repeats, overrides, max_batches=None, clock="wall"):
+def time_epochs(model_name, dataset, variants, repeats, overrides, max_batches=None, clock="wall", config_files=None):
     """Median seconds per epoch and batches per epoch of each variant, timed in turns.
 
     With ``max_batches``, each timed "epoch" is its first ``max_batches`` batches, and the
     epoch time is extrapolated from them (for models whose full epoch takes many minutes).
     ``clock``: ``wall`` seconds, or ``cpu`` seconds of this process (with one thread, the
-    work done, hardly moved by other processes competing for the cores).
+    work done, hardly moved by other processes competing for the cores). ``config_files``:
+    YAML files read before ``overrides`` (e.g. the model's paper setting).
     """
     now = CLOCKS[clock]
-    runs = {name: build_trainer(model_name, dataset, dict(overrides, **VARIANTS[name])) for name in variants}
+    runs = {name: build_trainer(model_name, dataset, dict(overrides, **VARIANTS[name]), config_files) for name in variants}
     seconds = {name: [] for name in variants}
     for epoch in range(repeats + 1):  # epoch 0 warms up caches and is not counted
         for name, (trainer, train_data) in runs.items():
@@ -130,6 +132,8 @@ def main():
     parser.add_argument("--batches", type=int, default=None, help="time only the first N batches of each epoch and extrapolate")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--clock", default="wall", choices=list(CLOCKS), help="wall seconds, or the process's CPU seconds (for a busy machine)")
+    parser.add_argument("--paper", action="store_true",
+                        help="each model in its paper setting (properties/paper/<dataset>.yaml and the model's overlay)")
     parser.add_argument("--out", default=None, help="Markdown file to write the table into")
     parser.add_argument("--section", default="epoch-time", help="marker of the section in --out")
     args = parser.parse_args()
@@ -139,8 +143,9 @@ def main():
 
     results = {}
     for model_name in args.models:
+        files = paper_config_files(args.dataset, model_name) if args.paper else None
         results[(model_name, args.dataset)] = time_epochs(
-            model_name, args.dataset, args.variants, args.repeats, overrides, args.batches, args.clock
+            model_name, args.dataset, args.variants, args.repeats, overrides, args.batches, args.clock, files
         )
         print(f"{model_name}: {results[(model_name, args.dataset)]}", flush=True)
     command = "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
