@@ -107,7 +107,9 @@ def check_before_writing(config):
     check_valid_metric(config)
     check_atomic_files(config)
     if config["model"] == "S3Rec" and config["train_stage"] == "finetune":
-        path = str(config["pre_model_path"])
+        path = str(config["pre_model_path"] or "")
+        if not path:
+            raise ConfigError("pre_model_path: not set; train_stage finetune loads a pre-trained model: give its file")
         if not os.path.isfile(path):
             raise ConfigError(f"pre_model_path: no file {path!r} (train_stage finetune loads the pre-trained model)")
 

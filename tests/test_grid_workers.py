@@ -178,6 +178,12 @@ def test_the_verdict_of_another_model_reads_its_paper_overlay_and_names_its_runs
     with pytest.raises(ConfigError, match="model: 'GRU4Rec' has no paper setting; allowed: SASRec, CL4SRec, S3Rec"):
         verdict.run_verdict("ml-100k", "t3", model="GRU4Rec", **options)
     assert not Path("t3").exists()
+    # S3Rec's verdict fine-tunes: without its pre-trained file it stops before any run.
+    with pytest.raises(ConfigError, match="pre_model_path: not set; train_stage finetune loads a pre-trained model"):
+        verdict.run_verdict("ml-100k", "t4", model="S3Rec", **options)
+    with pytest.raises(ConfigError, match="pre_model_path: no file '.*missing.pt'"):
+        verdict.run_verdict("ml-100k", "t4", model="S3Rec", **dict(options, settings={"pre_model_path": "missing.pt"}))
+    assert not Path("t4").exists()
 
 
 def test_a_local_ray_starts_its_workers_at_the_callers_priority(monkeypatch):

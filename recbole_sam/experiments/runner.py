@@ -354,8 +354,9 @@ def task_args(run, run_fn, common, config_files, saved_dir, command, keep_checkp
     """The arguments of ``execute_task`` for one run of a parallel grid: workers run in other
     folders (on a cluster, other machines), so they get absolute paths, and ``threads``."""
     overrides = {"threads": threads}
-    if isinstance(common.get("data_path"), str):
-        overrides["data_path"] = os.path.abspath(common["data_path"])
+    for key in ("data_path", "pre_model_path"):
+        if isinstance(common.get(key), str):
+            overrides[key] = os.path.abspath(common[key])
     execution = {"overrides": overrides, "config_files": [os.path.abspath(file) for file in config_files or []]}
     checkpoint_dir = Path(saved_dir).resolve() / run.run_id
     return run, run_fn, common, config_files, checkpoint_dir, command, keep_checkpoints, execution

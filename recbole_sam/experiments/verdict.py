@@ -200,13 +200,16 @@ def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES
         ConfigError: an unknown model, or options the model refuses (before any training).
     """
     from recbole_sam.config import SAMConfig
+    from recbole_sam.run import check_before_writing
 
     if model not in MODEL_OVERLAYS:
         raise ConfigError(f"model: {model!r} has no paper setting; allowed: {', '.join(MODEL_OVERLAYS)}")
     files = paper_config_files(dataset, model)
     grids = {b: Grid(Path(out) / dataset / b, common_config(threads, data_path, settings, b), files, run_fn) for b in backbones}
     base = dict(grids[backbones[0]].common, state="ERROR")
-    valid_key = SAMConfig(model, dataset, files, base)["valid_metric"].lower()  # bad input fails here, once
+    config = SAMConfig(model, dataset, files, base)  # bad input fails here, once, before any run
+    check_before_writing(config)  # files too: the dataset's, S3Rec's pre-trained checkpoint
+    valid_key = config["valid_metric"].lower()
 
     def arm(trainer, seed, rho=None):
         return model_run(dataset, trainer, seed, rho, model)
