@@ -99,3 +99,11 @@ def test_the_ablation_table_of_docs_results_md_regenerates_from_the_records(caps
     assert [line.split(" | ")[0] for line in rows[1:]] == ["| " + name for name in verdict.ABLATIONS]
     published = (DOCS / "results.md").read_text(encoding="utf-8").splitlines()
     assert [line for line in rows if line not in published] == []
+
+
+def test_the_report_names_the_model_of_its_records():
+    records = [record("plain", 1, 0.10, 0.30), record("sam", 1, 0.12, 0.10, rho=0.1)]
+    for one in records:
+        one["settings"]["model"] = "CL4SRec"
+    report = verdict_report.verdict_report({"BCE": records}, "ml-100k", "ndcg@20", [0.1])
+    assert "### ml-100k, BCE CL4SRec: rho selection (seed 1)" in report and "SASRec" not in report

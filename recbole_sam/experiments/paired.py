@@ -155,14 +155,20 @@ def verdict_report(records_by_backbone, dataset, valid_key, rhos):
         if not records:
             continue
         table, rho = selection_table(records, valid_key, rhos)
-        parts.append(f"### {dataset}, {backbone} SASRec: rho selection (seed {SELECTION_SEED})\n\n{table}\n")
+        name = f"{dataset}, {backbone} {model_of(records)}"
+        parts.append(f"### {name}: rho selection (seed {SELECTION_SEED})\n\n{table}\n")
         if rho is None:
             continue
         verdict, _ = verdict_table(records, rho)
-        parts.append(f"### {dataset}, {backbone} SASRec: plain vs SAM at rho* = {rho}\n\n{verdict}\n")
+        parts.append(f"### {name}: plain vs SAM at rho* = {rho}\n\n{verdict}\n")
     if parts:
         parts.append(CAP_NOTE + "\n")
     return "\n".join(parts)
+
+
+def model_of(records):
+    """The model name of a grid's records (``SASRec`` for records that do not say)."""
+    return records[0]["settings"].get("model", "SASRec") if records else "SASRec"
 
 
 def seed_pairs(records):
@@ -238,7 +244,7 @@ def plot(records_by_backbone, dataset, valid_key, rhos, path):
         if sam:
             ax.set_xscale("log")
         ax.set_xlabel("rho")
-        ax.set_title(f"{dataset}, {backbone} SASRec: selection (seed {SELECTION_SEED})")
+        ax.set_title(f"{dataset}, {backbone} {model_of(records)}: selection (seed {SELECTION_SEED})")
         ax.legend(fontsize=7)
         ax = axes[row][1]
         rho = choose_rho(records, valid_key, rhos)
