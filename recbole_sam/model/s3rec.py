@@ -32,7 +32,7 @@ from recbole_sam.errors import ConfigError
 from recbole_sam.model.cl4srec import use_uniform_dropout
 from recbole_sam.model.s3rec_pretrain import attribute_table, build_inputs, draw, left_align, pretrain_loss
 from recbole_sam.model.s3rec_reference import FORMATS, check_reference_shapes, load_reference_checkpoint, reference_state_for
-from recbole_sam.model.sasrec import FUSED_ACTIVATIONS, CausalEncoder, next_items, sample_negatives, trim_padding
+from recbole_sam.model.sasrec import CausalEncoder, next_items, sample_negatives, trim_padding
 from recbole_sam.rng import data_draw
 
 
@@ -124,9 +124,7 @@ class S3Rec(CausalEncoder, RecBoleS3Rec):
         self.attributes = attribute_table(self.item_feat[self.FEATURE_FIELD], self.n_features)  # [items F]; not a parameter
         if self.fast_path and self.train_stage == "pretrain":
             use_uniform_dropout(self)  # the same dropout masks in distribution, faster on CPU
-        if config["hidden_act"] in FUSED_ACTIVATIONS:
-            for layer in self.trm_encoder.layer:  # torch's fused function: RecBole's, faster
-                layer.feed_forward.intermediate_act_fn = FUSED_ACTIVATIONS[config["hidden_act"]]
+        self._use_fused_activation(config["hidden_act"])  # both stages share the encoder
         if self.neg_exclude == "user" and self.user_item_keys is None:
             raise ConfigError("neg_exclude: user needs the dataset of recbole_sam.data.dataset.create_dataset (it knows every item of each user)")
 

@@ -42,6 +42,13 @@ class CausalEncoder:
     ``max_seq_length``, and the attributes ``padding_side``, ``position_from_prediction``,
     ``mask_padding_positions`` and ``pack_sequences``."""
 
+    def _use_fused_activation(self, name):
+        """torch's fused activation in the feed-forward layers: RecBole's function, faster."""
+        fused = FUSED_ACTIVATIONS.get(name)
+        if fused is not None:
+            for layer in self.trm_encoder.layer:
+                layer.feed_forward.intermediate_act_fn = fused
+
     def position_ids(self, item_seq, item_seq_len):
         """[B L] position ids of a right-padded batch.
 
@@ -119,12 +126,6 @@ class SASRec(CausalEncoder, RecBoleSASRec):
             raise ConfigError("neg_exclude: user needs the dataset of recbole_sam.data.dataset.create_dataset (it knows every item of each user)")
         self._use_fused_activation(config["hidden_act"])
         self.zero_padding_row()
-
-    def _use_fused_activation(self, name):
-        fused = FUSED_ACTIVATIONS.get(name)
-        if fused is not None:
-            for layer in self.trm_encoder.layer:
-                layer.feed_forward.intermediate_act_fn = fused
 
     def zero_padding_row(self):
         """With ``zero_padding``, set the padding item's embedding to zero. It stays zero: its
