@@ -119,7 +119,7 @@ def fake_verdict_run(model, dataset, config_file_list, config_dict):
     }
 
 
-def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_record(local_ray):
+def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_record(local_ray, capsys):
     import ray.cloudpickle
 
     from recbole_sam.experiments import verdict
@@ -132,8 +132,14 @@ def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_re
     assert not list(Path("v").rglob("*.json"))
 
     command = "python run_experiments.py verdict"
+    capsys.readouterr()
     chosen = verdict.run_verdict("ml-100k", "v", **options, command=command, archive="records.tar.gz")
     assert chosen == {"BCE": 0.1}
+    # Progress: what will run is said at once, each record as it lands counts up to the total.
+    said = [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert said[0] == "5 runs to do, 2 at a time; records go to v/ml-100k/BCE/runs"
+    assert any(line.startswith("2 more runs to do") for line in said)  # SAM at rho*, once chosen
+    assert said[-1].startswith("[7/7] BCE sam seed ")
 
     records = load_records("v/ml-100k/BCE/runs")
     names = sorted(record["run_id"] for record in records)
@@ -154,6 +160,7 @@ def test_the_verdict_chooses_rho_on_validation_pairs_seeds_and_writes_the_one_re
     # Resumable as the grids are: the same call finds every record and trains nothing.
     before = {path: path.stat().st_mtime_ns for path in Path("v/ml-100k/BCE/runs").iterdir()}
     assert verdict.run_verdict("ml-100k", "v", **options) == {"BCE": 0.1}
+    assert capsys.readouterr().out.rstrip().endswith(" nothing to do: every run has a record")
     assert {path: path.stat().st_mtime_ns for path in Path("v/ml-100k/BCE/runs").iterdir()} == before
 
 

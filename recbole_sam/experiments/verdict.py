@@ -115,7 +115,13 @@ def run_grids(tasks, grids, command, workers=1, threads=1, address=None, deadlin
     """
     from recbole_sam.tune.executor import run_tasks
 
-    tasks = list(tasks)
+    tasks, finished = list(tasks), []
+    folders = ", ".join(sorted({str(grids[name].folder / "runs") for name, _ in tasks}))
+    # A Beauty run takes minutes: say at once what will run, so a quiet log is not a stuck one.
+    if tasks:
+        log(f"{len(tasks)} runs to do, {workers} at a time; records go to {folders}")
+    else:
+        log("nothing to do: every run has a record")
 
     def job(task):
         name, run = task
@@ -124,18 +130,22 @@ def run_grids(tasks, grids, command, workers=1, threads=1, address=None, deadlin
     def done(index, record):
         name, run = tasks[index]
         grids[name].add(run, record)
+        finished.append(index)
         history = record["history"] or {}
-        log(f"{name} {run.trainer} seed {run.seed} {dict(run.overrides)}: test {record['test_result']}, "
-            f"best epoch {history.get('best_epoch')}, stopped {history.get('stopping_epoch')}, "
+        log(f"[{len(finished)}/{len(tasks)}] {name} {run.trainer} seed {run.seed} {dict(run.overrides)}: "
+            f"test {record['test_result']}, best epoch {history.get('best_epoch')}, stopped {history.get('stopping_epoch')}, "
             f"cap {history.get('hit_cap')}, {record['seconds']:.0f} s")  # fmt: skip
         write_archive(archive, grids)
         new = more() if more else []
         tasks.extend(new)
+        if new:
+            log(f"{len(new)} more runs to do, {len(tasks) - len(finished)} left")
         return [job(task) for task in new]
 
     def failed(index, error):  # one broken run must not lose the others
         name, run = tasks[index]
-        log(f"{name} {run.run_id}: FAILED {error!r}")
+        finished.append(index)
+        log(f"[{len(finished)}/{len(tasks)}] {name} {run.run_id}: FAILED {error!r}")
 
     try:
         if tasks:
