@@ -71,8 +71,9 @@ class Grid:
     """The runs of one verdict or ablation folder, ``<out>/<dataset>/<name>``: its common
     options, its records (read once, added as runs finish) and its jobs for the executor."""
 
-    def __init__(self, folder, common, config_files, run_fn=None):
+    def __init__(self, folder, common, config_files, run_fn=None, keep_checkpoints=False):
         self.folder, self.common, self.config_files = Path(folder), common, config_files
+        self.keep_checkpoints = keep_checkpoints  # each run's model stays in <folder>/saved/<run_id>/
         self.run_fn = run_fn or runner.train_and_test
         self.records = {}
         for path in sorted((self.folder / "runs").glob("*.json")):
@@ -88,7 +89,7 @@ class Grid:
 
     def job(self, run, command, threads):
         return runner.task_args(run, self.run_fn, self.common, self.config_files, self.folder / "saved",
-                                command, False, threads)  # fmt: skip
+                                command, self.keep_checkpoints, threads)  # fmt: skip
 
     def add(self, run, record):
         write_record(self.folder / "runs" / f"{run.run_id}.json", record)
@@ -185,7 +186,7 @@ def common_config(threads, data_path=None, settings=None, backbone=None):
 
 def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES), rhos=RHOS, seeds=SEEDS,
                 trainers=TRAINERS, sweep=False, data_path=None, settings=None, workers=1, threads=1, address=None,
-                deadline=None, archive=None, command="", run_fn=None, model="SASRec"):  # fmt: skip
+                deadline=None, archive=None, command="", run_fn=None, model="SASRec", keep_checkpoints=False):  # fmt: skip
     """Run the verdict's protocol (see the module doc); what has a record is skipped.
 
     Args:
@@ -202,6 +203,8 @@ def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES
         command (str): the command line, for the records.
         run_fn (callable, optional): executes one run (see ``runner.run_grid``); tests pass a fake.
         model (str): of ``MODEL_OVERLAYS``.
+        keep_checkpoints (bool): keep each run's trained model, ``<out>/<dataset>/<backbone>/saved/<run_id>/``,
+            named in its record (``files.checkpoint``) for ``run_analysis.py``.
 
     Returns:
         dict: ``{backbone: rho*}`` of the backbones whose selection is complete.
@@ -215,7 +218,10 @@ def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES
     if model not in MODEL_OVERLAYS:
         raise ConfigError(f"model: {model!r} has no paper setting; allowed: {', '.join(MODEL_OVERLAYS)}")
     files = paper_config_files(dataset, model)
-    grids = {b: Grid(Path(out) / dataset / b, common_config(threads, data_path, settings, b), files, run_fn) for b in backbones}
+    grids = {
+        b: Grid(Path(out) / dataset / b, common_config(threads, data_path, settings, b), files, run_fn, keep_checkpoints)
+        for b in backbones
+    }
     base = dict(grids[backbones[0]].common, state="ERROR")
     config = SAMConfig(model, dataset, files, base)  # bad input fails here, once, before any run
     check_before_writing(config)  # files too: the dataset's, S3Rec's pre-trained checkpoint

@@ -44,6 +44,8 @@ def build_parser():
     run.add_argument("--deadline", type=float, help="seconds after which no run is started and the driver stops")
     run.add_argument("--archive", help="after each finished run, write all records to this .tar.gz")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra override of every run")
+    run.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep each run's trained model (<out>/<dataset>/<backbone>/saved/<run_id>/) for run_analysis.py")
     run.add_argument("--sweep", action="store_true",
                      help="SAM at every rho of --rhos on every seed, not only at rho* (Figure 3 with intervals)")  # fmt: skip
 
@@ -95,7 +97,7 @@ def main(argv=None, command=None):
             chosen = verdict.run_verdict(
                 args.dataset, args.out, args.backbones, args.rhos, args.seeds, args.trainers, args.sweep,
                 args.data_path, parse_settings(args.set), args.workers, args.threads, args.address, args.deadline,
-                args.archive, command, model=args.model,
+                args.archive, command, model=args.model, keep_checkpoints=args.keep_checkpoints,
             )  # fmt: skip
             verdict.log(f"done; rho*: {chosen or 'not chosen yet'}")
         elif args.command == "verdict-report":
