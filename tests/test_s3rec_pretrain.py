@@ -149,3 +149,49 @@ def test_mask_last_needs_the_fast_path(tiny_config):
 
     with pytest.raises(ConfigError, match=r"s3rec_mask_last: True needs s3rec_fast_path: True"):
         SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_mask_last=True, s3rec_fast_path=False))
+
+
+def test_negative_segments_are_cut_from_the_pool_the_reference_uses():
+    from recbole_sam.model.s3rec_pretrain import PretrainDraws, build_inputs
+
+    sequence = torch.tensor([[0, 0, 3, 4, 5, 6]])
+    draws = PretrainDraws(
+        masked=torch.zeros_like(sequence, dtype=torch.bool), negatives=torch.zeros_like(sequence),
+        segment_length=torch.tensor([2]), segment_start=torch.tensor([1]), negative_start=torch.tensor([4]),
+    )  # fmt: skip
+    M, pool = 99, torch.tensor([10, 11, 12, 13, 14, 15, 16])
+    *_, masked_segment, positive, negative = build_inputs(sequence, draws, M, pool)
+    assert masked_segment.tolist() == [[0, 0, 3, M, M, 6]] and positive.tolist() == [[0, 0, M, 4, 5, M]]
+    assert negative.tolist() == [[0, 0, M, 14, 15, M]]  # pool[4:6], where the positive segment sits
+    draws.negative_start = torch.tensor([1])  # no pool: the batch's items end to end (3 4 5 6), RecBole's
+    assert build_inputs(sequence, draws, M)[-1].tolist() == [[0, 0, M, 4, 5, M]]
+
+
+def test_all_users_negative_segments_come_from_every_users_whole_sequence(tiny_config):
+    config = SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, train_stage="pretrain", s3rec_negative_segments="all_users"))
+    init_seed(config["seed"], True)
+    dataset = create_dataset(config)
+    train_data = data_preparation(config, dataset)[0]
+    model = S3Rec(config, train_data._dataset)
+    pool = model.segment_pool
+    # Every interaction, train, valid and test: RecBole's rows are each user's items after the first.
+    users = dataset.inter_feat[dataset.uid_field].unique()
+    assert len(pool) == len(dataset.inter_feat) + len(users)
+    batch = next(iter(train_data))
+    sequence = left_align(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+    # Negative segments come from that pool, not from the batch: a pool of one item outside the batch.
+    outsider = int(torch.nonzero(torch.bincount(sequence.flatten(), minlength=model.n_items)[1:] == 0)[0]) + 1
+    model.segment_pool = torch.full((len(pool),), outsider)
+    _, _, _, masked_segment, positive, negative = model.pretrain_inputs(batch[model.ITEM_SEQ], batch[model.ITEM_SEQ_LEN])
+    inside = (masked_segment == model.mask_token) & (sequence > 0)
+    assert inside.any() and (negative[inside] == outsider).all()
+    assert torch.equal(positive[inside], sequence[inside])
+
+
+def test_negative_segment_pool_is_checked(tiny_config):
+    from recbole_sam.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"s3rec_negative_segments: 'users' is not one of batch, all_users"):
+        SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_negative_segments="users"))
+    with pytest.raises(ConfigError, match=r"s3rec_negative_segments: all_users needs s3rec_fast_path: True"):
+        SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_negative_segments="all_users", s3rec_fast_path=False))

@@ -8,7 +8,9 @@ attributes, masked items and segments) and ``train_stage: finetune`` (loads ``pr
 
 - ``s3rec_fast_path`` (default on): the pre-training inputs from one tensor draw per batch, which
   SAM's second pass replays, and one packed encoder pass (s3rec_pretrain.py); the same losses.
-  ``s3rec_mask_last``: always mask the most recent item, as the reference code does.
+  ``s3rec_mask_last``: always mask the most recent item, as the reference code does;
+  ``s3rec_negative_segments: all_users``: cut negative segments from every user's sequence, as
+  the reference does, not from the batch's (RecBole's ``batch``).
 - ``pre_model_format: reference``: fine-tune from the S3Rec reference code's released
   checkpoints (s3rec_reference.py); ``padding_side: left`` gives the fine-tuning stage the
   reference's positions (the most recent item in the last of the MAX_ITEM_LIST_LENGTH slots).
@@ -34,6 +36,11 @@ from recbole_sam.model.s3rec_pretrain import attribute_table, build_inputs, draw
 from recbole_sam.model.s3rec_reference import FORMATS, check_reference_shapes, load_reference_checkpoint, reference_state_for
 from recbole_sam.model.sasrec import CausalEncoder, next_items, sample_negatives, trim_padding
 from recbole_sam.rng import data_draw
+
+
+# Where pre-training cuts its negative segments from: the batch's sequences end to end (RecBole),
+# or every user's whole sequence end to end (the reference, utils.py:153-166).
+NEGATIVE_SEGMENT_POOLS = ("batch", "all_users")
 
 
 def check_options(config):
@@ -64,6 +71,11 @@ def check_options(config):
             raise ConfigError(f"{key}: must be True or False, got {config[key]!r}")
     if config.get("s3rec_mask_last") and not config.get("s3rec_fast_path", True):
         raise ConfigError("s3rec_mask_last: True needs s3rec_fast_path: True (RecBole's own loop masks every item alike)")
+    pool = config.get("s3rec_negative_segments", "batch")
+    if pool not in NEGATIVE_SEGMENT_POOLS:
+        raise ConfigError(f"s3rec_negative_segments: {pool!r} is not one of {', '.join(NEGATIVE_SEGMENT_POOLS)}")
+    if pool != "batch" and not config.get("s3rec_fast_path", True):
+        raise ConfigError(f"s3rec_negative_segments: {pool} needs s3rec_fast_path: True (RecBole's own loop cuts them from the batch)")
     if config.get("train_stage") == "finetune" and fmt == "reference" and os.path.isfile(path):
         check_reference_shapes(load_reference_checkpoint(path), config, path)
 
@@ -121,6 +133,12 @@ class S3Rec(CausalEncoder, RecBoleS3Rec):
         self.user_item_keys = getattr(dataset, "user_item_keys", None)  # sorted user * item_num + item
         self.fast_path = bool(config["s3rec_fast_path"])
         self.mask_last = bool(config["s3rec_mask_last"])
+        self.segment_pool = None  # None: the batch's items (RecBole's)
+        if (config["s3rec_negative_segments"] or "batch") == "all_users":
+            if getattr(dataset, "user_sequences", None) is None:
+                raise ConfigError("s3rec_negative_segments: all_users needs the dataset of recbole_sam.data.dataset.create_dataset")
+            # Every user's train, valid and test items in time order, users in RecBole's id order.
+            self.segment_pool = torch.as_tensor(dataset.user_sequences.items)
         self.attributes = attribute_table(self.item_feat[self.FEATURE_FIELD], self.n_features)  # [items F]; not a parameter
         if self.fast_path and self.train_stage == "pretrain":
             use_uniform_dropout(self)  # the same dropout masks in distribution, faster on CPU
@@ -155,8 +173,10 @@ class S3Rec(CausalEncoder, RecBoleS3Rec):
         targets, which are ``self.attributes[positive items]``), built for the whole batch from one
         draw (``s3rec_pretrain.draw``) that SAM's second pass replays."""
         sequence = left_align(item_seq, item_seq_len)
-        draws = data_draw(self, lambda: draw(sequence, self.n_items, self.mask_ratio, self.mask_last))
-        return build_inputs(sequence, draws, self.mask_token)
+        pool = None if self.segment_pool is None else self.segment_pool.to(sequence.device)
+        pool_size = None if pool is None else len(pool)
+        draws = data_draw(self, lambda: draw(sequence, self.n_items, self.mask_ratio, self.mask_last, pool_size=pool_size))
+        return build_inputs(sequence, draws, self.mask_token, pool)
 
     def finetune_bce_loss(self, interaction):
         """The reference's fine-tuning loss (S3Rec trainers.py:92-108): -log σ(pos) - log(1 - σ(neg)),

@@ -25,7 +25,7 @@ class PretrainDraws:
     negatives: torch.Tensor  # [B L] a negative item for every slot (read where masked)
     segment_length: torch.Tensor  # [B] in 1 .. len // 2 (rows shorter than 2 have no segment)
     segment_start: torch.Tensor  # [B] in 0 .. len - segment_length
-    negative_start: torch.Tensor  # [B] the negative segment's start in the batch's concatenated items
+    negative_start: torch.Tensor  # [B] the negative segment's start in the pool (``build_inputs``)
 
 
 def left_align(item_seq, item_seq_len):
@@ -40,10 +40,12 @@ def _uniform_int(low, high):
     return low + (torch.rand(low.shape, device=low.device) * (high - low + 1)).long().clamp(max=high - low)
 
 
-def draw(sequence, n_items, mask_ratio, mask_last=False, rounds=10):
+def draw(sequence, n_items, mask_ratio, mask_last=False, rounds=10, pool_size=None):
     """The draws of one batch of left-padded sequences [B L], with torch's global generator.
     ``mask_last``: the most recent item is always masked, as the reference does
-    (datasets.py:44-46); RecBole masks it with ``mask_ratio`` like the others.
+    (datasets.py:44-46); RecBole masks it with ``mask_ratio`` like the others. ``pool_size``:
+    the length of the items negative segments are cut from (default: the batch's items end to
+    end, as RecBole; all users' sequences, as the reference: ``build_inputs``'s ``pool``).
 
     Negatives are uniform in 1 .. n_items - 1 (RecBole's ``_neg_sample``, the mask token included as
     in the reference's ``neg_sample``), redrawn while they are an item of their own sequence
@@ -63,14 +65,18 @@ def draw(sequence, n_items, mask_ratio, mask_last=False, rounds=10):
     one = torch.ones_like(lengths)
     segment_length = _uniform_int(one, torch.maximum(lengths // 2, one))
     segment_start = _uniform_int(torch.zeros_like(lengths), lengths - segment_length)
-    negative_start = _uniform_int(torch.zeros_like(lengths), lengths.sum() - segment_length)
+    pool_size = lengths.sum() if pool_size is None else torch.tensor(pool_size, device=lengths.device)
+    negative_start = _uniform_int(torch.zeros_like(lengths), pool_size - segment_length)
     return PretrainDraws(masked, negatives, segment_length, segment_start, negative_start)
 
 
-def build_inputs(sequence, draws, mask_token):
+def build_inputs(sequence, draws, mask_token, pool=None):
     """RecBole's six pre-training sequences [B L] from left-padded ``sequence`` and ``draws``:
     masked items, positive and negative items (MIP); the segment-masked sequence and the positive
-    and negative segments, mask tokens elsewhere (SP). As ``S3Rec.reconstruct_pretrain_data``."""
+    and negative segments, mask tokens elsewhere (SP). As ``S3Rec.reconstruct_pretrain_data``.
+    Negative segments are cut from ``pool`` [P], items end to end (default: the batch's
+    sequences, RecBole's ``long_sequence``; the reference cuts them from all users' sequences,
+    utils.py:153-166, datasets.py:56-58)."""
     real = sequence > 0
     lengths = real.sum(1, keepdim=True)
     masked = draws.masked & real
@@ -81,7 +87,7 @@ def build_inputs(sequence, draws, mask_token):
     start, length = draws.segment_start.unsqueeze(1), draws.segment_length.unsqueeze(1)
     in_segment = real & (k >= start) & (k < start + length) & (lengths >= 2)
     outside = torch.where(real & (lengths >= 2), torch.full_like(sequence, mask_token), sequence)
-    concatenated = sequence[real]  # the batch's sequences end to end (RecBole's long_sequence)
+    concatenated = sequence[real] if pool is None else pool
     source = (draws.negative_start.unsqueeze(1) + k - start).clamp(0, max(len(concatenated) - 1, 0))
     masked_segment = torch.where(in_segment, torch.full_like(sequence, mask_token), sequence)
     positive_segment = torch.where(in_segment, sequence, outside)
