@@ -27,7 +27,8 @@ REFERENCE = {
 }
 PRETRAIN = {"train_stage": "pretrain", "train_batch_size": 100, "mask_ratio": 0.2, "aap_weight": 0.2,
             "mip_weight": 1.0, "map_weight": 1.0, "sp_weight": 0.5, "pretrain_epochs": 300, "save_step": 10,
-            "s3rec_mask_last": True, "s3rec_fast_path": True}
+            "s3rec_mask_last": True, "s3rec_fast_path": True, "s3rec_pretrain_samples": "reference",
+            "s3rec_negative_segments": "all_users"}
 FINETUNE = {"train_stage": "finetune", "pre_model_format": "reference", "loss_type": "BCE", "train_scheme": "sequence",
             "neg_exclude": "user", "padding_side": "left", "train_batch_size": 256, "epochs": 200, "valid_metric": "NDCG@20"}
 
@@ -64,3 +65,11 @@ def test_sam_fine_tunes_in_the_paper_setting_from_a_reference_checkpoint(tiny):
     result = run_recbole_sam("S3Rec", "Tiny", config_file_list=[DATASET_FILE, FILES["finetune"]], config_dict=settings)
     assert result["record"]["files"]["pretrained_checkpoint"] == tiny
     assert 0 <= result["test_result"]["hit@10"] <= 1 and "unmasked_hit@10" in result["test_result"]
+
+
+def test_sam_pre_trains_in_the_paper_setting(tiny):
+    # The reference's samples and negative segments, one tiny epoch with SAM, and its checkpoint.
+    settings = {"data_path": "data", "trainer": "sam", "pretrain_epochs": 1, "save_step": 1, "show_progress": False,
+                "state": "WARNING", "checkpoint_dir": "saved", "topk": [5, 10], "valid_metric": "NDCG@10"}
+    run_recbole_sam("S3Rec", "Tiny", config_file_list=[DATASET_FILE, FILES["pretrain"]], config_dict=settings)
+    assert len(list(Path("saved").glob("S3Rec-Tiny-*-pretrain-1.pth"))) == 1

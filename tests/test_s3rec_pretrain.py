@@ -195,3 +195,50 @@ def test_negative_segment_pool_is_checked(tiny_config):
         SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_negative_segments="users"))
     with pytest.raises(ConfigError, match=r"s3rec_negative_segments: all_users needs s3rec_fast_path: True"):
         SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_negative_segments="all_users", s3rec_fast_path=False))
+
+
+def test_reference_samples_are_every_prefix_of_the_last_window_of_the_training_part():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from recbole_sam.data.dataset import window_prefixes
+
+    # User 0: items 1..7, the valid target 6 has 5 items before it; user 1: 8..11, valid target 10;
+    # user 2: no rows. Window 3: user 0 keeps its last 3 training items, 3 4 5.
+    sequences = SimpleNamespace(
+        items=np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), indptr=np.array([0, 7, 11, 11]),
+        cutoff=[torch.tensor([4, 1, -1]), torch.tensor([5, 2, -1]), torch.tensor([6, 3, -1])],
+    )  # fmt: skip
+    users, lists, lengths = window_prefixes(sequences, 3)
+    assert users.tolist() == [0, 0, 0, 1, 1] and lengths.tolist() == [1, 2, 3, 1, 2]
+    assert lists.tolist() == [[3, 0, 0], [3, 4, 0], [3, 4, 5], [8, 0, 0], [8, 9, 0]]
+
+
+def test_reference_samples_replace_recboles_prefixes_in_pre_training(tiny_config):
+    def training_rows(samples):
+        config = SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, train_stage="pretrain", s3rec_pretrain_samples=samples))
+        init_seed(config["seed"], True)
+        dataset = data_preparation(config, create_dataset(config))[0]._dataset
+        return dataset, dataset.inter_feat
+
+    dataset, reference = training_rows("reference")
+    recbole = training_rows("recbole")[1]
+    window, lists = dataset.config["MAX_ITEM_LIST_LENGTH"], dataset.item_id_list_field
+    sequences = dataset.user_sequences
+    for user in torch.unique(recbole[dataset.uid_field])[:30].tolist():
+        part = int(sequences.cutoff[1][user])  # training items before the valid target
+        whole = torch.as_tensor(sequences.items[sequences.indptr[user] : sequences.indptr[user] + part])
+        mine = reference[lists][reference[dataset.uid_field] == user]
+        assert len(mine) == min(part, window)
+        if part <= window:  # RecBole's prefixes, and the whole training part too
+            assert len(mine) == (recbole[dataset.uid_field] == user).sum() + 1
+        assert torch.equal(mine[-1][: min(part, window)], whole[-window:])  # the last sample: the whole cut
+        assert (mine[:, 0] == whole[-window:][0]).all()  # every sample starts where the cut starts
+
+
+def test_pretrain_samples_value_is_checked(tiny_config):
+    from recbole_sam.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"s3rec_pretrain_samples: 'all' is not one of recbole, reference"):
+        SAMConfig("S3Rec", "ml-100k", config_dict=dict(tiny_config, s3rec_pretrain_samples="all"))

@@ -11,6 +11,11 @@
   dataset file's order, as ICLRec's ``--training_data_ratio`` takes ``user_seq[:int(len(user_seq)
   * ratio)]``, the code of the SAMRec authors' lineage). Validation and test keep every user.
 
+- ``s3rec_pretrain_samples: reference`` (S3Rec pre-training only): the S3Rec reference code's
+  samples (``PretrainDataset.split_sequence``, datasets.py:18-22): each user's training part cut
+  to its last MAX_ITEM_LIST_LENGTH items, then every prefix of that window, the whole window
+  included. RecBole's prefixes (``recbole``) stop one item short and slide the window instead.
+
 Every split also carries what the paper-setting options need, computed once from all three
 splits before the training split is cut (``UserSequences``): each user's items in time order,
 so that evaluation can exclude a user's history (``eval_mask_history``) and sampling can avoid
@@ -22,12 +27,14 @@ import torch
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import dataset as recbole_datasets
 from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
 from recbole.utils import ModelType
 
 from recbole_sam.errors import ConfigError
 
 TRAIN_SCHEMES = ("prefix", "sequence")
 TRAIN_FRACTION_BY = ("random_rows", "first_users")
+PRETRAIN_SAMPLES = ("recbole", "reference")
 
 
 class UserSequences:
@@ -107,6 +114,13 @@ class SAMSequentialDataset(SequentialDataset):
             raise ConfigError(
                 "eval_mask_history: needs one valid and one test row per user (eval_args split {'LS': 'valid_and_test'})"
             )
+        if self.config["train_stage"] == "pretrain" and self.config["s3rec_pretrain_samples"] == "reference":
+            users, lists, lengths = window_prefixes(sequences, self.config["MAX_ITEM_LIST_LENGTH"])
+            train.inter_feat = Interaction({
+                self.uid_field: torch.as_tensor(users), self.item_id_list_field: torch.as_tensor(lists),
+                self.item_list_length_field: torch.as_tensor(lengths),
+                self.iid_field: torch.zeros(len(users), dtype=torch.long),  # no target: pre-training reads none
+            })  # fmt: skip
         rows = np.arange(len(train.inter_feat))
         if self.config["train_scheme"] == "sequence":
             rows = last_row_per_user(train.inter_feat[self.uid_field].numpy())
@@ -116,6 +130,32 @@ class SAMSequentialDataset(SequentialDataset):
             rows = fraction_of_rows(rows, user_ids, fraction, self.config["train_fraction_by"], self.config["seed"])
         train.inter_feat = train.inter_feat[rows]
         return [train, valid, test]
+
+
+def window_prefixes(sequences, window):
+    """The S3Rec reference's pre-training samples (datasets.py:18-22: ``seq[-(max_len + 2):-2]``,
+    then every prefix of it): each user's training part cut to its last ``window`` items, and
+    every prefix of that cut, the whole cut included.
+
+    Args:
+        sequences (UserSequences): every user's items; the training part is what precedes the
+            validation target (or, without one, the items up to the last training target).
+        window (int): MAX_ITEM_LIST_LENGTH.
+
+    Returns:
+        tuple: users [N], right-padded item lists [N, window] and their lengths [N] (numpy).
+    """
+    valid_cutoff, train_cutoff = sequences.cutoff[1].numpy(), sequences.cutoff[0].numpy()
+    parts = np.where(valid_cutoff >= 0, valid_cutoff, train_cutoff + 1)  # training items per user
+    kept = np.minimum(parts, window)
+    users = np.repeat(np.arange(len(parts)), kept)
+    starts = np.repeat(sequences.indptr[:-1] + parts - kept, kept)  # where each user's cut begins
+    lengths = np.arange(len(users)) - np.repeat(np.cumsum(kept) - kept, kept) + 1  # 1 .. kept
+    columns = np.arange(window)
+    inside = columns[None, :] < lengths[:, None]
+    positions = np.where(inside, starts[:, None] + columns[None, :], 0)
+    lists = np.where(inside, sequences.items[positions], 0)
+    return users, lists, lengths
 
 
 def fraction_of_rows(rows, user_ids, fraction, by, seed):

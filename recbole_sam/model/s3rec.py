@@ -10,7 +10,8 @@ attributes, masked items and segments) and ``train_stage: finetune`` (loads ``pr
   SAM's second pass replays, and one packed encoder pass (s3rec_pretrain.py); the same losses.
   ``s3rec_mask_last``: always mask the most recent item, as the reference code does;
   ``s3rec_negative_segments: all_users``: cut negative segments from every user's sequence, as
-  the reference does, not from the batch's (RecBole's ``batch``).
+  the reference does, not from the batch's (RecBole's ``batch``). ``s3rec_pretrain_samples:
+  reference``: the reference's samples, every prefix of each user's training part (recbole_sam.data.dataset).
 - ``pre_model_format: reference``: fine-tune from the S3Rec reference code's released
   checkpoints (s3rec_reference.py); ``padding_side: left`` gives the fine-tuning stage the
   reference's positions (the most recent item in the last of the MAX_ITEM_LIST_LENGTH slots).
@@ -30,6 +31,7 @@ from recbole.model.sequential_recommender.s3rec import S3Rec as RecBoleS3Rec
 
 from recbole_sam.checks import S3REC_STAGES, atomic_columns, require
 from recbole_sam.compat import trusted_torch_load
+from recbole_sam.data.dataset import PRETRAIN_SAMPLES
 from recbole_sam.errors import ConfigError
 from recbole_sam.model.cl4srec import use_uniform_dropout
 from recbole_sam.model.s3rec_pretrain import attribute_table, build_inputs, draw, left_align, pretrain_loss
@@ -71,6 +73,9 @@ def check_options(config):
             raise ConfigError(f"{key}: must be True or False, got {config[key]!r}")
     if config.get("s3rec_mask_last") and not config.get("s3rec_fast_path", True):
         raise ConfigError("s3rec_mask_last: True needs s3rec_fast_path: True (RecBole's own loop masks every item alike)")
+    samples = config.get("s3rec_pretrain_samples", "recbole")
+    if samples not in PRETRAIN_SAMPLES:
+        raise ConfigError(f"s3rec_pretrain_samples: {samples!r} is not one of {', '.join(PRETRAIN_SAMPLES)}")
     pool = config.get("s3rec_negative_segments", "batch")
     if pool not in NEGATIVE_SEGMENT_POOLS:
         raise ConfigError(f"s3rec_negative_segments: {pool!r} is not one of {', '.join(NEGATIVE_SEGMENT_POOLS)}")
