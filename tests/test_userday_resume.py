@@ -158,3 +158,20 @@ def test_sigterm_on_the_command_line_says_how_to_resume_and_leaves_no_partial_fi
     assert process.returncode == 143, err[-2000:]  # 128 + SIGTERM, as a shell reports it
     assert err.strip().splitlines()[-1].startswith("interrupted; resume with: python run_recbole_sam.py --resume_from=saved/")
     assert [name for name in os.listdir("saved") if "partial" in name] == []
+
+
+@pytest.mark.parametrize("model", ["CL4SRec", "S3Rec"])
+def test_the_self_supervised_models_resume_like_sasrec(model, tiny_config, tmp_path, monkeypatch):
+    settings = dict(tiny_config, epochs=3, stopping_step=10, trainer="sam")
+    if model == "S3Rec":  # fine-tuning, from a tiny pre-training of ours
+        pretrained = run_recbole_sam("S3Rec", "ml-100k", config_dict=dict(
+            tiny_config, train_stage="pretrain", pretrain_epochs=1, save_step=1, checkpoint_dir=str(tmp_path)))
+        settings.update(train_stage="finetune", pre_model_path=pretrained["checkpoint"])
+    uninterrupted = run_recbole_sam(model, "ml-100k", config_dict=dict(settings))
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, stop_epoch=0)
+        with pytest.raises(Interrupted) as stopped:
+            run_recbole_sam(model, "ml-100k", config_dict=dict(settings))
+    resumed = run_recbole_sam(resume_from=str(stopped.value).split("--resume_from=")[1])
+    assert resumed["test_result"] == uninterrupted["test_result"]
+    assert resumed["history"] == uninterrupted["history"]
