@@ -313,3 +313,14 @@ def test_resume_after_an_interruption_reruns_no_finished_trial(local_ray, tmp_pa
     out = run_search(storage_path="res", name="r", resume=True)
     assert len(out["trials"]) == 3 and all(row["validations"] == 2 for row in out["trials"])
     assert (finished[0] / "result.json").read_text() == before  # not trained again: no result appended
+
+
+def test_a_self_supervised_model_is_searched_like_sasrec(local_ray):
+    # CL4SRec's trials go through the same trainers, records and table as SASRec's.
+    hyper = write("cl.hyper", "rho loguniform -4.605,0\n")
+    out = cli.main(["--params_file", hyper, "--num_samples", "1", "--storage_path", "res", "--name", "cl", "--model", "CL4SRec"] + TINY_FLAGS)
+    folder = Path(out["folder"])
+    (row,) = read_csv_rows(folder / "trials.csv")
+    assert 0.01 * 0.999 <= float(row["rho"]) <= 1 and not list(folder.glob("train_*/error.txt"))
+    best = json.loads((folder / "best.json").read_text())
+    assert best["settings"]["model"] == "CL4SRec" and set(best["test_result"]) == {"hit@10", "ndcg@10"}
