@@ -235,6 +235,9 @@ def test_reference_samples_replace_recboles_prefixes_in_pre_training(tiny_config
             assert len(mine) == (recbole[dataset.uid_field] == user).sum() + 1
         assert torch.equal(mine[-1][: min(part, window)], whole[-window:])  # the last sample: the whole cut
         assert (mine[:, 0] == whole[-window:][0]).all()  # every sample starts where the cut starts
+        lengths = reference[dataset.item_list_length_field][reference[dataset.uid_field] == user]
+        items = reference[dataset.iid_field][reference[dataset.uid_field] == user]
+        assert torch.equal(items, mine[torch.arange(len(mine)), lengths - 1])  # the item field: each sample's last item
 
 
 def test_pretrain_samples_value_is_checked(tiny_config):

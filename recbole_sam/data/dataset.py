@@ -119,7 +119,8 @@ class SAMSequentialDataset(SequentialDataset):
             train.inter_feat = Interaction({
                 self.uid_field: torch.as_tensor(users), self.item_id_list_field: torch.as_tensor(lists),
                 self.item_list_length_field: torch.as_tensor(lengths),
-                self.iid_field: torch.zeros(len(users), dtype=torch.long),  # no target: pre-training reads none
+                # Pre-training reads no target; each sample's most recent item keeps item counts true.
+                self.iid_field: torch.as_tensor(lists[np.arange(len(lists)), lengths - 1]),
             })  # fmt: skip
         rows = np.arange(len(train.inter_feat))
         if self.config["train_scheme"] == "sequence":
