@@ -175,3 +175,28 @@ def test_the_self_supervised_models_resume_like_sasrec(model, tiny_config, tmp_p
     resumed = run_recbole_sam(resume_from=str(stopped.value).split("--resume_from=")[1])
     assert resumed["test_result"] == uninterrupted["test_result"]
     assert resumed["history"] == uninterrupted["history"]
+
+
+def test_an_interrupted_s3rec_fine_tuning_in_a_grid_goes_on_from_its_last_epoch(tiny_config, tmp_path, monkeypatch):
+    pretrained = run_recbole_sam("S3Rec", "ml-100k", config_dict=dict(
+        tiny_config, train_stage="pretrain", pretrain_epochs=1, save_step=1, checkpoint_dir=str(tmp_path)))
+    settings = dict(tiny_config, epochs=3, stopping_step=10, train_stage="finetune", pre_model_path=pretrained["checkpoint"])
+    del settings["seed"]  # the grid's own
+    runs = runner.expand_grid([("S3Rec", "sam", {"rho": 0.05})], ["ml-100k"], [7])
+    (uninterrupted,) = runner.run_grid(runs, "whole", settings, progress=False)
+    with monkeypatch.context() as patch:
+        interrupt_after_epoch(patch, stop_epoch=0)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_grid(runs, "grid", settings, progress=False)
+
+    epochs_trained = []
+    train_epoch = SafeCheckpointMixin._train_epoch
+
+    def counting(self, train_data, epoch_idx, *args, **kwargs):
+        epochs_trained.append(epoch_idx)
+        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+
+    monkeypatch.setattr(SafeCheckpointMixin, "_train_epoch", counting)
+    (resumed,) = runner.run_grid(runs, "grid", settings, progress=False)
+    assert epochs_trained == [1, 2] and resumed["resumed_at_epoch"] == 1  # not restarted
+    assert resumed["test_result"] == uninterrupted["test_result"] and resumed["history"] == uninterrupted["history"]

@@ -142,14 +142,14 @@ def train_and_test(model, dataset, config_file_list, config_dict):
     A run that an interrupted grid left unfinished (its ``-last.pth`` in the run's own
     ``checkpoint_dir``) goes on from its last epoch instead of starting again; the result then
     has ``resumed_at_epoch`` and ``seconds_before`` (training time of the earlier parts). One
-    that cannot be read starts again. S3Rec's two stages restart: its pre-training has no
-    last-epoch checkpoint.
+    that cannot be read starts again. S3Rec resumes only a run that fine-tunes a given
+    ``pre_model_path``; one that pre-trains first restarts (pre-training has no last-epoch checkpoint).
     """
     from recbole_sam.checkpoint import unfinished_runs
     from recbole_sam.loading import read_checkpoint
     from recbole_sam.quick_start import run_recbole_sam
 
-    unfinished = [] if model == "S3Rec" else unfinished_runs(config_dict["checkpoint_dir"], model, dataset)
+    unfinished = unfinished_runs(config_dict["checkpoint_dir"], model, dataset)
     if unfinished:
         resume_from = max(unfinished, key=os.path.getmtime)
         try:
@@ -158,6 +158,8 @@ def train_and_test(model, dataset, config_file_list, config_dict):
             logging.getLogger(__name__).warning(f"{error}; the run starts again")
             os.remove(resume_from)
         else:
+            if model == "S3Rec" and not _fine_tunes_given_model(checkpoint, config_dict):
+                return run_recbole_sam(model, dataset, config_file_list=config_file_list, config_dict=config_dict, saved=True)
             result = run_recbole_sam(config_dict=config_dict, saved=True, resume_from=resume_from)
             return dict(result, resumed_at_epoch=checkpoint["epoch"] + 1, seconds_before=checkpoint.get("seconds", 0.0))
     return run_recbole_sam(model, dataset, config_file_list=config_file_list, config_dict=config_dict, saved=True)
@@ -254,6 +256,14 @@ def execute_task(*args):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
         return _execute(*args)
+
+
+def _fine_tunes_given_model(checkpoint, config_dict):
+    """The S3Rec checkpoint is the fine-tuning of the run's own ``pre_model_path``, not the second
+    stage of a run that pre-trained first (whose model came from its own checkpoint folder)."""
+    config = checkpoint["config"]
+    given = config_dict.get("pre_model_path")
+    return config["train_stage"] == "finetune" and given is not None and config["pre_model_path"] == given
 
 
 def run_grid(
