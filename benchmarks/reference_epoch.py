@@ -28,7 +28,7 @@ import time
 from argparse import Namespace
 
 import torch
-from torch.utils.data import DataLoader, RandomSampler, Subset
+from torch.utils.data import DataLoader, RandomSampler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from epoch_time import CLOCKS, build_trainer, write_section  # noqa: E402

@@ -25,6 +25,19 @@ def interrupt_after_epoch(monkeypatch, stop_epoch):
     monkeypatch.setattr(SafeCheckpointMixin, "save_last_checkpoint", save_then_stop)
 
 
+def count_trained_epochs(monkeypatch):
+    """The list that the epochs trained from now on are appended to (by index)."""
+    epochs_trained = []
+    train_epoch = SafeCheckpointMixin._train_epoch
+
+    def counting(self, train_data, epoch_idx, *args, **kwargs):
+        epochs_trained.append(epoch_idx)
+        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
+
+    monkeypatch.setattr(SafeCheckpointMixin, "_train_epoch", counting)
+    return epochs_trained
+
+
 @pytest.mark.parametrize("trainer", ["sam", "plain"])
 def test_resumed_run_ends_with_the_uninterrupted_metrics_and_history(trainer, tiny_config, monkeypatch):
     settings = dict(tiny_config, epochs=4, stopping_step=10, learning_rate=0.01, trainer=trainer)
@@ -60,14 +73,7 @@ def test_an_interrupted_grid_run_goes_on_from_its_last_epoch(tiny_config, monkey
     assert not os.path.exists("grid/runs/" + runs[0].run_id + ".json")
     (last,) = [name for name in os.listdir("grid/saved/" + runs[0].run_id) if name.endswith("-last.pth")]
 
-    epochs_trained = []
-    train_epoch = SafeCheckpointMixin._train_epoch
-
-    def counting(self, train_data, epoch_idx, *args, **kwargs):
-        epochs_trained.append(epoch_idx)
-        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
-
-    monkeypatch.setattr(SafeCheckpointMixin, "_train_epoch", counting)
+    epochs_trained = count_trained_epochs(monkeypatch)
     # Display-only options (the console's level, threads) may change; the run still resumes.
     (resumed,) = runner.run_grid(runs, "grid", dict(settings, state="ERROR", threads=1), progress=False)
 
@@ -189,14 +195,7 @@ def test_an_interrupted_s3rec_fine_tuning_in_a_grid_goes_on_from_its_last_epoch(
         with pytest.raises(KeyboardInterrupt):
             runner.run_grid(runs, "grid", settings, progress=False)
 
-    epochs_trained = []
-    train_epoch = SafeCheckpointMixin._train_epoch
-
-    def counting(self, train_data, epoch_idx, *args, **kwargs):
-        epochs_trained.append(epoch_idx)
-        return train_epoch(self, train_data, epoch_idx, *args, **kwargs)
-
-    monkeypatch.setattr(SafeCheckpointMixin, "_train_epoch", counting)
+    epochs_trained = count_trained_epochs(monkeypatch)
     (resumed,) = runner.run_grid(runs, "grid", settings, progress=False)
     assert epochs_trained == [1, 2] and resumed["resumed_at_epoch"] == 1  # not restarted
     assert resumed["test_result"] == uninterrupted["test_result"] and resumed["history"] == uninterrupted["history"]

@@ -158,10 +158,9 @@ def train_and_test(model, dataset, config_file_list, config_dict):
             logging.getLogger(__name__).warning(f"{error}; the run starts again")
             os.remove(resume_from)
         else:
-            if model == "S3Rec" and not _fine_tunes_given_model(checkpoint, config_dict):
-                return run_recbole_sam(model, dataset, config_file_list=config_file_list, config_dict=config_dict, saved=True)
-            result = run_recbole_sam(config_dict=config_dict, saved=True, resume_from=resume_from)
-            return dict(result, resumed_at_epoch=checkpoint["epoch"] + 1, seconds_before=checkpoint.get("seconds", 0.0))
+            if model != "S3Rec" or _fine_tunes_given_model(checkpoint, config_dict):
+                result = run_recbole_sam(config_dict=config_dict, saved=True, resume_from=resume_from)
+                return dict(result, resumed_at_epoch=checkpoint["epoch"] + 1, seconds_before=checkpoint.get("seconds", 0.0))
     return run_recbole_sam(model, dataset, config_file_list=config_file_list, config_dict=config_dict, saved=True)
 
 
