@@ -88,3 +88,38 @@ def test_rho_curve_pairs_each_rho_with_the_plain_run_of_its_seed(tmp_path):
     assert "| 0.1 | 2 (2) | +0.0100 [+0.0100, +0.0100] |" in table and "| 10 | 1 (0) | – | – |" in table
     rho_curve.plot_rho_curves({"BCE": curve}, str(tmp_path / "curve.png"))
     assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def write_sharpness(folder, objective, label, train_seed, eigenvalue):
+    folder.mkdir(parents=True, exist_ok=True)
+    output = {
+        "settings": {"objective": objective, "rho": 0.05, "iters": 20, "seed": 0},
+        "results": [{"label": label, "train_seed": train_seed, "top_eigenvalue": eigenvalue, "loss": 0.5}],
+    }
+    (folder / f"{label}-seed{train_seed}-{objective}.json").write_text(json.dumps(output))
+
+
+def test_the_sharpness_claim_is_a_ratio_of_top_eigenvalues_with_its_interval(tmp_path):
+    folder = tmp_path / "sharpness" / "Beauty"
+    claim = claims.SharpnessClaim("SASRec is sharper", "~10x", "sharpness/Beauty", objectives=("bce", "ce"))
+    assert claims.measure_sharpness(claim, tmp_path)["verdict"] == "not measured"  # no outputs yet
+    for seed, (sasrec, s3rec, samrec) in {2: (4.0, 1.0, 2.0), 3: (8.0, 2.0, 8.0)}.items():
+        for objective in ("bce", "ce"):
+            write_sharpness(folder, objective, "SASRec", seed, sasrec)
+            write_sharpness(folder, objective, "S3Rec", seed, s3rec)
+            write_sharpness(folder, objective, "SAMRec", seed, samrec)
+
+    row = claims.measure_sharpness(claim, tmp_path)
+
+    # S3Rec: both per-seed ratios are 4, so the paired log-ratio interval has no width
+    assert row["bce"]["S3Rec"] == pytest.approx((4.0, 4.0, 4.0, 2))
+    assert row["bce"]["CL4SRec"] is None  # not measured: shown as such, not in the verdict
+    ratio, low, high, n = row["ce"]["SAMRec"]  # ratios 2 and 1: geometric mean sqrt(2)
+    assert ratio == pytest.approx(2**0.5) and low < 1 < high and n == 2
+    assert row["seeds"] == 2 and row["verdict"] == "holds"  # SAMRec is shown, not claimed flatter
+    table = claims.claims_table(tmp_path, [claim])
+    assert "| SASRec is sharper | ~10x | S3Rec: 4.00× [4.00, 4.00] (n=2); CL4SRec: –; SAMRec: 1.41× [" in table
+    assert table.endswith("| – | 2 seeds | **holds** |")
+
+    write_sharpness(folder, "ce", "S3Rec", 3, 16.0)  # seed 3: S3Rec now sharper than SASRec
+    assert claims.measure_sharpness(claim, tmp_path)["verdict"] == "does not hold"

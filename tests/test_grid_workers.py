@@ -212,3 +212,41 @@ def test_a_local_ray_starts_its_workers_at_the_callers_priority(monkeypatch):
     import os
 
     assert os.environ[executor.NICENESS_VARIABLE] == str(os.nice(0))  # Ray's default would be 15
+
+
+def fake_saf_run(model, dataset, config_file_list, config_dict):
+    """A run_fn for SAF: validation prefers the trajectory weight 0.1 (SAF has no rho)."""
+    assert config_dict["trainer"] == "plain" or "rho" not in config_dict
+    weight = config_dict.get("saf_weight", 0.0) if config_dict["trainer"] == "sam" else 0.0
+    valid = 0.2 - abs(weight - 0.1) + 0.001 * config_dict["seed"]
+    return {
+        "checkpoint": None,
+        "test_result": {"hit@10": 0.1 + weight, "ndcg@10": 0.05},
+        "best_valid_result": {"hit@20": valid * 2, "ndcg@20": valid},
+        "history": {"curve": [], "best_epoch": 1, "stopping_epoch": 3, "epochs": 4, "hit_cap": False},
+    }
+
+
+def test_the_saf_variant_is_selected_on_its_weight_not_on_rho(local_ray):
+    import ray.cloudpickle
+
+    from recbole_sam.experiments import paired, verdict
+    from recbole_sam.run import load_records
+
+    ray.cloudpickle.register_pickle_by_value(__import__(__name__))
+    saf = {"epochs": 4, "sam_variant": "saf"}
+    options = dict(backbones=["BCE"], rhos=[0.1, 1.0], seeds=[2], run_fn=fake_saf_run)
+    assert verdict.run_verdict("ml-100k", "s", **options, settings=saf, grid_key="saf_weight") == {"BCE": 0.1}
+    records = load_records("s/ml-100k/BCE/runs")
+    assert sorted(r["run_id"] for r in records) == sorted(
+        ["ml-100k_SASRec_plain_seed=1", "ml-100k_SASRec_sam_saf_weight=0.1_seed=1",
+         "ml-100k_SASRec_sam_saf_weight=1.0_seed=1", "ml-100k_SASRec_plain_seed=2", "ml-100k_SASRec_sam_saf_weight=0.1_seed=2"]
+    )  # fmt: skip
+    assert [(seed, paired.rho_of(sam)) for seed, _, sam in paired.paired_runs(records, 0.1)] == [(2, 0.1)]
+
+    # A grid over what the variant does not use is refused before any run.
+    with pytest.raises(ConfigError, match="grid_key: sam_variant saf is selected on saf_weight, not rho; set --grid-key saf_weight"):
+        verdict.run_verdict("ml-100k", "t", **options, settings=saf)
+    with pytest.raises(ConfigError, match="grid_key: sam_variant sam is selected on rho, not saf_weight"):
+        verdict.run_verdict("ml-100k", "t", **options, settings={"epochs": 4}, grid_key="saf_weight")
+    assert not Path("t").exists()

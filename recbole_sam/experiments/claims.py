@@ -9,6 +9,11 @@ SAM - plain with its 95% t-interval. The verdict word:
 - does not hold: two pairs or more, and some interval reaches 0 or below;
 - not measured: fewer than two pairs.
 
+One claim is about sharpness, not accuracy (Figure 1: SASRec's minimum is sharper than the
+self-supervised models'): its row reads the JSON outputs of ``run_analysis.py sharpness`` and
+gives the ratio SASRec ÷ model of the top Hessian eigenvalue with its 95% interval
+(``recbole_sam.analysis.report``); it holds when every interval lies above 1.
+
     python run_experiments.py claims --runs docs/runs --write docs/results.md
 """
 
@@ -16,6 +21,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from recbole_sam.analysis.report import ratio_interval, read_measurements
 from recbole_sam.experiments.paired import choose_rho, paired_interval, paired_runs, with_history
 from recbole_sam.run import load_records
 
@@ -43,6 +49,33 @@ class Claim:
     metrics: tuple = ("hit@10", "ndcg@10")
 
 
+@dataclass(frozen=True)
+class SharpnessClaim:
+    """A claim that one model's minimum is sharper than others', from sharpness measurements.
+
+    Args:
+        claim (str): what the paper says, in a few words.
+        paper (str): the paper's number.
+        folder (str): the folder of ``run_analysis.py sharpness`` JSON outputs, relative to the
+            runs root (any number of files, one or more checkpoints each).
+        baseline (str): the label of the model said to be sharper.
+        flatter (tuple): the labels said to be flatter: the verdict is about these.
+        shown (tuple): further labels shown beside them (SAMRec: the paper's flattest).
+        measure (str): the measure compared (``top_eigenvalue``: the paper's "largest principal
+            curvatures").
+        objectives (tuple): the two common objectives, one table column each.
+    """
+
+    claim: str
+    paper: str
+    folder: str
+    baseline: str = "SASRec"
+    flatter: tuple = ("S3Rec", "CL4SRec")
+    shown: tuple = ("SAMRec",)
+    measure: str = "top_eigenvalue"
+    objectives: tuple = ("bce", "ce")
+
+
 CLAIMS = (
     Claim("Table 1: SAM lifts SASRec, Beauty", "+13.3% HR@10, +11.1% NDCG@10", "verdict/Beauty/BCE"),
     Claim("Table 1: SAM lifts SASRec, Sports", "+11.0% HR@10, +12.9% NDCG@10", "verdict/Sports_and_Outdoors/BCE"),
@@ -64,8 +97,72 @@ CLAIMS = (
     Claim("Table 2: SAM lifts S3Rec, Beauty", "+5.4% HR@10 (.0574 -> .0605)", "table2/S3Rec/Beauty/BCE", metrics=("hit@10",)),
     Claim("Table 2: SAM lifts CL4SRec, Beauty", "+2.4% HR@10 (.0630 -> .0645)", "table2/CL4SRec/Beauty/BCE", metrics=("hit@10",)),
     Claim("Table 2 (not in the paper): SAM lifts CL4SRec, ml-100k", "+2.4–4.8% HR@10 on its datasets", "table2/CL4SRec/ml-100k/BCE"),
-    Claim("Figure 1 / Sec. 3.5: SASRec's minimum ~10x sharper than S3Rec's, CL4SRec's", "~10x", "sharpness/Beauty", metrics=()),
+    # Beyond the paper (issue 20): run_experiments.py verdict --dataset ml-100k --backbones BCE
+    # --set <variant> --trainers sam --out docs/runs/variants/<name>, the plain records copied from verdict/.
+    # The paper column: the variant's cost per epoch (docs/benchmarks.md, SASRec on ml-100k).
+    *(
+        Claim(f"(beyond the paper) {what}, ml-100k", cost, f"variants/{name}/ml-100k/BCE")
+        for what, cost, name in (
+            ("SAM on dense parameters only (sam_params: dense)", "1.99× plain per epoch", "sam_params_dense"),
+            ("SAM on LayerNorm parameters only (sam_params: norm, SAM-ON)", "2.06× plain per epoch", "sam_params_norm"),
+            ("frequency-scaled item rows (sam_variant: helen)", "1.99× plain per epoch", "helen"),
+            ("trajectory loss, no second pass (sam_variant: saf; grid over saf_weight)", "1.60× plain per epoch", "saf"),
+            ("rho grown over the epochs (rho_schedule: linear)", "as SAM, ~2× plain", "rho_schedule_linear"),
+            ("rho grown over the epochs (rho_schedule: cosine)", "as SAM, ~2× plain", "rho_schedule_cosine"),
+        )
+    ),
+    # run_analysis.py sharpness --objective bce|ce --out docs/runs/sharpness/Beauty/<label>-seed<k>-<objective>.json
+    SharpnessClaim(
+        "Figure 1 / Sec. 3.5: SASRec's minimum ~10x sharper than S3Rec's, CL4SRec's "
+        "(top Hessian eigenvalue, SASRec ÷ model [95% CI]; columns: the bce, then the ce objective)",
+        "~10x",
+        "sharpness/Beauty",
+    ),
 )
+
+
+def measure_sharpness(claim, runs_root):
+    """dict: the row of a :class:`SharpnessClaim`: per objective, per model (of ``flatter`` and
+    ``shown``) the ratio baseline ÷ model of ``claim.measure`` as ``(ratio, low, high, seeds)``
+    or ``None`` where not measured; ``seeds`` (the baseline's) and ``verdict``: holds when every
+    measured interval of a ``flatter`` model lies above 1, does not hold when some reaches 1 or
+    below, not measured without two seeds of the baseline and of some ``flatter`` model."""
+    folder = Path(runs_root) / claim.folder
+    rows = read_measurements(sorted(str(p) for p in folder.glob("*.json"))) if folder.is_dir() else []
+    row = {"seeds": 0}
+    lows = []
+    for objective in claim.objectives:
+        values = {}
+        for measured in rows:
+            if measured["objective"] == objective:
+                values.setdefault(measured["label"], {})[measured["replicate"]] = measured["values"][claim.measure]
+        base = values.get(claim.baseline, {})
+        row["seeds"] = max(row["seeds"], len(base))
+        row[objective] = {}
+        for label in claim.flatter + claim.shown:
+            other = values.get(label, {})
+            if len(base) < 2 or len(other) < 2:
+                row[objective][label] = None
+                continue
+            ratio, low, high, _ = ratio_interval(base, other)
+            row[objective][label] = (ratio, low, high, len(other))
+            if label in claim.flatter:
+                lows.append(low)
+    if not lows:
+        return dict(row, verdict="not measured")
+    return dict(row, verdict="holds" if all(low is not None and low > 1 for low in lows) else "does not hold")
+
+
+def _sharpness_cell(ratios):
+    parts = []
+    for label, value in ratios.items():
+        if value is None:
+            parts.append(f"{label}: –")
+        elif value[1] is None:
+            parts.append(f"{label}: {value[0]:.2f}")
+        else:
+            parts.append(f"{label}: {value[0]:.2f}× [{value[1]:.2f}, {value[2]:.2f}] (n={value[3]})")
+    return "; ".join(parts)
 
 
 def measure(claim, runs_root):
@@ -104,6 +201,12 @@ def claims_table(runs_root, claims=CLAIMS):
         "|---|---|---|---|---|---|---|",
     ]
     for claim in claims:
+        if isinstance(claim, SharpnessClaim):
+            row = measure_sharpness(claim, runs_root)
+            cells = [_sharpness_cell(row[objective]) for objective in claim.objectives]
+            seeds = f"{row['seeds']} seeds" if row["seeds"] else "0"
+            lines.append(f"| {claim.claim} | {claim.paper} | {' | '.join(cells)} | – | {seeds} | **{row['verdict']}** |")
+            continue
         row = measure(claim, runs_root)
         rho = "–" if row["rho"] is None else f"{row['rho']:g}" + ("" if claim.rho is not None else " (rho*)")
         pairs_cell = f"{row['pairs']} ({row['cap']})" if row["pairs"] else "0"

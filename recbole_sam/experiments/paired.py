@@ -27,8 +27,15 @@ def with_history(records):
     return [record for record in records if record.get("history")]
 
 
+# What a SAM arm's selection grid varies: its radius rho, or for sam_variant saf (no ascent,
+# so no radius) the weight of its trajectory loss.
+GRID_KEYS = ("rho", "saf_weight")
+
+
 def rho_of(record):
-    return record["settings"].get("rho")
+    """The SAM arm's grid value (``rho``, or ``saf_weight`` for SAF); None for plain runs."""
+    own = record["settings"]
+    return next((own[key] for key in GRID_KEYS if key in own), None)
 
 
 def paired_interval(plain, sam, level=0.95):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recbole_sam.atomic import write_atomically
 from recbole_sam.experiments.claims import minus
-from recbole_sam.experiments.paired import SELECTION_SEED, paired_interval, paired_runs, with_history
+from recbole_sam.experiments.paired import SELECTION_SEED, paired_interval, paired_runs, rho_of, with_history
 from recbole_sam.run import load_records
 
 METRICS = ("hit@10", "ndcg@10")
@@ -18,8 +18,8 @@ PAPER_RANGE = (0.1, 1.0)
 
 def rho_curve(records, metrics=METRICS):
     """``[{"rho", "pairs", "cap", metric: (mean, low, high) or None}]``, one per rho, sorted."""
-    sam = [r["settings"] for r in records if r["settings"]["trainer"] == "sam"]
-    rhos = sorted({own["rho"] for own in sam if own["seed"] != SELECTION_SEED})
+    sam = [r for r in records if r["settings"]["trainer"] == "sam"]
+    rhos = sorted({rho_of(r) for r in sam if r["settings"]["seed"] != SELECTION_SEED})
     curve = []
     for rho in rhos:
         matched = paired_runs(records, rho)

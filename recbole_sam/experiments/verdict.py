@@ -57,10 +57,21 @@ def paper_config_files(dataset, model="SASRec"):
     return [str(paper / f"{dataset}.yaml")] + [str(paper / name) for name in MODEL_OVERLAYS[model]]
 
 
-def model_run(dataset, trainer, seed, rho=None, model="SASRec"):
-    """runner.Run: ``model`` with ``trainer`` on ``dataset``; SAM runs carry their rho."""
-    overrides = () if rho is None else (("rho", float(rho)),)
+def model_run(dataset, trainer, seed, rho=None, model="SASRec", grid_key="rho"):
+    """runner.Run: ``model`` with ``trainer`` on ``dataset``; SAM runs carry their rho (or the
+    value of another ``grid_key``)."""
+    overrides = () if rho is None else ((grid_key, float(rho)),)
     return runner.Run(dataset, model, trainer, int(seed), overrides)
+
+
+def check_grid_key(grid_key, sam_variant):
+    """Raise ConfigError unless the SAM arm's grid varies what ``sam_variant`` uses: SAF takes no
+    ascent step (its rho would change nothing), every other variant has no ``saf_weight``."""
+    if grid_key not in paired.GRID_KEYS:
+        raise ConfigError(f"grid_key: {grid_key!r} is not one of {', '.join(paired.GRID_KEYS)}")
+    wanted = "saf_weight" if sam_variant == "saf" else "rho"
+    if grid_key != wanted:
+        raise ConfigError(f"grid_key: sam_variant {sam_variant} is selected on {wanted}, not {grid_key}; set --grid-key {wanted}")
 
 
 def log(message):
@@ -186,7 +197,8 @@ def common_config(threads, data_path=None, settings=None, backbone=None):
 
 def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES), rhos=RHOS, seeds=SEEDS,
                 trainers=TRAINERS, sweep=False, data_path=None, settings=None, workers=1, threads=1, address=None,
-                deadline=None, archive=None, command="", run_fn=None, model="SASRec", keep_checkpoints=False):  # fmt: skip
+                deadline=None, archive=None, command="", run_fn=None, model="SASRec", keep_checkpoints=False,
+                grid_key="rho"):  # fmt: skip
     """Run the verdict's protocol (see the module doc); what has a record is skipped.
 
     Args:
@@ -205,18 +217,22 @@ def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES
         model (str): of ``MODEL_OVERLAYS``.
         keep_checkpoints (bool): keep each run's trained model, ``<out>/<dataset>/<backbone>/saved/<run_id>/``,
             named in its record (``files.checkpoint``) for ``run_analysis.py``.
+        grid_key (str): what ``rhos`` set in the SAM arm: ``rho``, or ``saf_weight`` for
+            ``sam_variant: saf`` (which has no radius); chosen on validation the same way.
 
     Returns:
         dict: ``{backbone: rho*}`` of the backbones whose selection is complete.
 
     Raises:
-        ConfigError: an unknown model, or options the model refuses (before any training).
+        ConfigError: an unknown model, options the model refuses, or a grid key that the SAM
+            variant does not use (before any training).
     """
     from recbole_sam.config import SAMConfig
     from recbole_sam.run import check_before_writing
 
     if model not in MODEL_OVERLAYS:
         raise ConfigError(f"model: {model!r} has no paper setting; allowed: {', '.join(MODEL_OVERLAYS)}")
+    check_grid_key(grid_key, (settings or {}).get("sam_variant", "sam"))
     files = paper_config_files(dataset, model)
     grids = {
         b: Grid(Path(out) / dataset / b, common_config(threads, data_path, settings, b), files, run_fn, keep_checkpoints)
@@ -228,7 +244,7 @@ def run_verdict(dataset="ml-100k", out="runs/verdict", backbones=tuple(BACKBONES
     valid_key = config["valid_metric"].lower()
 
     def arm(trainer, seed, rho=None):
-        return model_run(dataset, trainer, seed, rho, model)
+        return model_run(dataset, trainer, seed, rho, model, grid_key)
 
     def todo(backbone, run):
         return run.trainer in trainers and not grids[backbone].has(run)

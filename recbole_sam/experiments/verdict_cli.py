@@ -33,7 +33,10 @@ def build_parser():
                      help="the model of both arms, in its paper setting (S3Rec: fine-tuning, --set pre_model_path=...)")
     run.add_argument("--data-path", help="folder of converted datasets (default: RecBole's)")
     run.add_argument("--backbones", nargs="+", default=list(verdict.BACKBONES), choices=list(verdict.BACKBONES))
-    run.add_argument("--rhos", nargs="+", type=float, default=list(verdict.RHOS))
+    run.add_argument("--rhos", nargs="+", type=float, default=list(verdict.RHOS),
+                     help="the SAM arm's selection grid (of --grid-key)")
+    run.add_argument("--grid-key", default="rho", choices=list(paired.GRID_KEYS),
+                     help="what --rhos set: rho, or saf_weight with --set sam_variant=saf (no ascent, no radius)")
     run.add_argument("--seeds", nargs="*", type=int, default=list(verdict.SEEDS), help="verdict seeds (none: selection only)")
     run.add_argument("--trainers", nargs="+", default=list(verdict.TRAINERS), choices=list(verdict.TRAINERS),
                      help="start only these arms' runs")  # fmt: skip
@@ -98,6 +101,7 @@ def main(argv=None, command=None):
                 args.dataset, args.out, args.backbones, args.rhos, args.seeds, args.trainers, args.sweep,
                 args.data_path, parse_settings(args.set), args.workers, args.threads, args.address, args.deadline,
                 args.archive, command, model=args.model, keep_checkpoints=args.keep_checkpoints,
+                grid_key=args.grid_key,
             )  # fmt: skip
             verdict.log(f"done; rho*: {chosen or 'not chosen yet'}")
         elif args.command == "verdict-report":
