@@ -22,7 +22,13 @@ from recbole_sam.analysis.landscape import (
 from recbole_sam.loading import build_config, load_checkpoint
 from recbole_sam.analysis.objective import BatchLoss, model_objective, sample_batches, seed_all
 from recbole_sam.analysis.plots import plot_contours, plot_surfaces
-from recbole_sam.analysis.sharpness import hessian_trace, model_sharpness, rho_sharpness, top_hessian_eigenvalue
+from recbole_sam.analysis.sharpness import (
+    hessian_trace,
+    max_hessian_eigenvalue,
+    model_sharpness,
+    rho_sharpness,
+    top_hessian_eigenvalue,
+)
 from recbole_sam.errors import ConfigError
 from recbole_sam.quick_start import run_recbole_sam
 
@@ -60,6 +66,14 @@ def test_power_iteration_recovers_the_top_eigenvalue():
 def test_power_iteration_finds_the_largest_magnitude_even_if_negative():
     params, terms = quadratic(symmetric([-4.0, 1.0, 0.5]), split=1)
     assert top_hessian_eigenvalue(terms, params, iters=200, tol=1e-12) == pytest.approx(-4.0, rel=1e-6)
+
+
+def test_the_largest_eigenvalue_is_found_behind_a_larger_negative_one():
+    params, terms = quadratic(symmetric([-4.0, 1.0, 0.5]), split=1)
+    assert max_hessian_eigenvalue(terms, params, iters=400, tol=1e-12) == pytest.approx(1.0, rel=1e-6)
+    params, terms = quadratic(symmetric(EIGENVALUES))  # dominant and ≥ 0: no second iteration
+    dominant = top_hessian_eigenvalue(terms, params, iters=200, tol=1e-12)
+    assert max_hessian_eigenvalue(terms, params, iters=200, tol=1e-12) == dominant
 
 
 def test_hutchinson_is_exact_on_a_diagonal_hessian():

@@ -221,7 +221,10 @@ def test_ratio_table_from_two_outputs(capsys):
     assert capsys.readouterr().out.strip() == table.strip()
     assert "| measure | SASRec (n=3) | SAMRec (n=3) | SASRec ÷ SAMRec, 95% CI |" in table
     # Every seed's ratio is 2: the interval is [2, 2]; mean ± sample std of 2, 4, 8 and 1, 2, 4.
-    assert table_row(table, "top eigenvalue λ") == ["top eigenvalue λ", "4.667 ± 3.055", "2.333 ± 1.528", "2 [2, 2] paired"]
+    name = "top eigenvalue λ (largest magnitude)"
+    assert table_row(table, name) == [name, "4.667 ± 3.055", "2.333 ± 1.528", "2 [2, 2] paired"]
+    # An output without λ_max: a dominant eigenvalue ≥ 0 is the largest one.
+    assert table_row(table, "largest eigenvalue λ_max")[1:] == table_row(table, name)[1:]
     # Log-ratios log 3, log 2, 0: mean ± t(0.975, 2)·sd/√3, exponentiated.
     logs = [math.log(3), math.log(2), 0.0]
     mean = sum(logs) / 3

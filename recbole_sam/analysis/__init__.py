@@ -13,6 +13,7 @@ from recbole_sam.analysis.objective import BatchLoss, NextItemLoss, common_batch
 from recbole_sam.analysis.report import ratio_table, read_measurements
 from recbole_sam.analysis.sharpness import (
     hessian_trace,
+    max_hessian_eigenvalue,
     model_sharpness,
     relative_loss_rise,
     rho_sharpness,
@@ -30,6 +31,7 @@ __all__ = [
     "hessian_trace",
     "load_checkpoint",
     "loss_grid",
+    "max_hessian_eigenvalue",
     "model_landscape",
     "model_objective",
     "model_sharpness",

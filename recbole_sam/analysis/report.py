@@ -21,10 +21,12 @@ from recbole_sam.errors import ConfigError
 # (key in the JSON results, name in the table), in table order.
 MEASURES = [
     ("loss", "L(Θ)"),
-    ("top_eigenvalue", "top eigenvalue λ"),
+    ("top_eigenvalue", "top eigenvalue λ (largest magnitude)"),
+    ("max_eigenvalue", "largest eigenvalue λ_max"),
     ("hessian_trace", "Hessian trace"),
     ("rho_sharpness", "rho-sharpness"),
     ("top_eigenvalue_over_loss", "λ / L (scale-free)"),
+    ("max_eigenvalue_over_loss", "λ_max / L (scale-free)"),
     ("hessian_trace_over_loss", "trace / L (scale-free)"),
     ("rho_sharpness_over_loss", "rho-sharpness / L (scale-free)"),
     ("loss_rise", "loss rise at the radius"),
@@ -72,7 +74,10 @@ def read_measurements(paths):
 def _values(result):
     values = {key: result.get(key) for key, _ in MEASURES}
     loss = values["loss"]
-    for key in ("top_eigenvalue", "hessian_trace", "rho_sharpness"):
+    top = values["top_eigenvalue"]
+    if values["max_eigenvalue"] is None and top is not None and top >= 0:
+        values["max_eigenvalue"] = top  # an older output: the dominant eigenvalue is the largest when ≥ 0
+    for key in ("top_eigenvalue", "max_eigenvalue", "hessian_trace", "rho_sharpness"):
         # Outputs written before the scale-free measures existed: the quotient from its parts.
         if values[f"{key}_over_loss"] is None and values[key] is not None and loss is not None and loss > 0:
             values[f"{key}_over_loss"] = values[key] / loss

@@ -77,7 +77,7 @@ def hessian_vector_product(loss_terms, params, vector):
     return product
 
 
-def top_hessian_eigenvalue(loss_terms, params, iters=20, seed=0, tol=1e-4):
+def top_hessian_eigenvalue(loss_terms, params, iters=20, seed=0, tol=1e-4, shift=0.0):
     """The Hessian's eigenvalue of largest magnitude, by power iteration on H·v.
 
     Args:
@@ -86,9 +86,11 @@ def top_hessian_eigenvalue(loss_terms, params, iters=20, seed=0, tol=1e-4):
         iters (int): at most this many Hessian-vector products.
         seed (int): the starting vector.
         tol (float): stop when the estimate changes by less than ``tol`` relative.
+        shift (float): iterate on H − shift·I instead (its eigenvalues are H's minus ``shift``).
 
     Returns:
-        float: the Rayleigh quotient vᵀHv of the last iterate (0.0 if H·v vanishes).
+        float: the Rayleigh quotient vᵀ(H − shift·I)v of the last iterate (0.0 if the product
+        vanishes).
     """
     _check_count("iters", iters)
     v = _random_like(params, torch.Generator().manual_seed(seed))
@@ -96,7 +98,7 @@ def top_hessian_eigenvalue(loss_terms, params, iters=20, seed=0, tol=1e-4):
     v = [x / norm for x in v]
     estimate = None
     for _ in range(iters):
-        hv = hessian_vector_product(loss_terms, params, v)
+        hv = [h - shift * x for h, x in zip(hessian_vector_product(loss_terms, params, v), v)]
         new, norm = _dot(v, hv), _norm(hv)
         if norm == 0:
             return 0.0
@@ -106,6 +108,28 @@ def top_hessian_eigenvalue(loss_terms, params, iters=20, seed=0, tol=1e-4):
         if converged:
             break
     return estimate
+
+
+def max_hessian_eigenvalue(loss_terms, params, iters=20, seed=0, tol=1e-4, dominant=None):
+    """The Hessian's largest (algebraic) eigenvalue: the paper's "largest principal curvature".
+
+    The eigenvalue of largest magnitude is it when it is ≥ 0 (every other one lies in [−λ, λ]).
+    When it is negative (a saddle, or a minimum found with dropout and measured without), power
+    iteration on H − dominant·I, whose eigenvalues are all ≥ 0 and whose largest is
+    λ_max − dominant, finds it: ``iters`` more Hessian-vector products.
+
+    Args:
+        loss_terms, params, iters, seed, tol: as :func:`top_hessian_eigenvalue`.
+        dominant (float, optional): the eigenvalue of largest magnitude, if already known.
+
+    Returns:
+        float: the estimate of λ_max.
+    """
+    if dominant is None:
+        dominant = top_hessian_eigenvalue(loss_terms, params, iters, seed, tol)
+    if dominant >= 0:
+        return dominant
+    return top_hessian_eigenvalue(loss_terms, params, iters, seed, tol, shift=dominant) + dominant
 
 
 def hessian_trace(loss_terms, params, samples=20, seed=0):
@@ -249,8 +273,9 @@ def sharpness_measures(model, objective, rho=0.05, iters=20, ascent_steps=10, se
         directions (int): the relative loss rise's random directions.
 
     Returns:
-        dict: ``loss`` (L(Θ)), ``top_eigenvalue``, ``hessian_trace``, ``rho_sharpness``, the
-        scale-free ``top_eigenvalue_over_loss``, ``hessian_trace_over_loss``,
+        dict: ``loss`` (L(Θ)), ``top_eigenvalue`` (largest magnitude), ``max_eigenvalue``
+        (largest), ``hessian_trace``, ``rho_sharpness``, the scale-free
+        ``top_eigenvalue_over_loss``, ``max_eigenvalue_over_loss``, ``hessian_trace_over_loss``,
         ``rho_sharpness_over_loss``, ``relative_loss_rise``, and ``loss_rise`` (its numerator).
         A quotient is ``None`` where L(Θ) is not > 0.
     """
@@ -258,13 +283,15 @@ def sharpness_measures(model, objective, rho=0.05, iters=20, ascent_steps=10, se
     check_rise_options(radius, directions)
     params = objective.parameters()
     loss = objective.value()
+    top = top_hessian_eigenvalue(objective.terms, params, iters, seed)
     measures = {
         "loss": loss,
-        "top_eigenvalue": top_hessian_eigenvalue(objective.terms, params, iters, seed),
+        "top_eigenvalue": top,
+        "max_eigenvalue": max_hessian_eigenvalue(objective.terms, params, iters, seed, dominant=top),
         "hessian_trace": hessian_trace(objective.terms, params, iters, seed),
         "rho_sharpness": rho_sharpness(objective.terms, params, rho, ascent_steps, seed),
     }
-    for key in ("top_eigenvalue", "hessian_trace", "rho_sharpness"):
+    for key in ("top_eigenvalue", "max_eigenvalue", "hessian_trace", "rho_sharpness"):
         measures[f"{key}_over_loss"] = measures[key] / loss if loss > 0 else None
     measures["loss_rise"], measures["relative_loss_rise"] = relative_loss_rise(
         model, objective.value, radius, directions, seed

@@ -11,7 +11,7 @@ SAM - plain with its 95% t-interval. The verdict word:
 
 One claim is about sharpness, not accuracy (Figure 1: SASRec's minimum is sharper than the
 self-supervised models'): its row reads the JSON outputs of ``run_analysis.py sharpness`` and
-gives the ratio SASRec ÷ model of the top Hessian eigenvalue with its 95% interval
+gives the ratio SASRec ÷ model of the largest Hessian eigenvalue with its 95% interval
 (``recbole_sam.analysis.report``); it holds when every interval lies above 1.
 
     python run_experiments.py claims --runs docs/runs --write docs/results.md
@@ -61,8 +61,8 @@ class SharpnessClaim:
         baseline (str): the label of the model said to be sharper.
         flatter (tuple): the labels said to be flatter: the verdict is about these.
         shown (tuple): further labels shown beside them (SAMRec: the paper's flattest).
-        measure (str): the measure compared (``top_eigenvalue``: the paper's "largest principal
-            curvatures").
+        measure (str): the measure compared (``max_eigenvalue``, the Hessian's largest
+            eigenvalue: the paper's "largest principal curvatures").
         objectives (tuple): the two common objectives, one table column each.
     """
 
@@ -72,7 +72,7 @@ class SharpnessClaim:
     baseline: str = "SASRec"
     flatter: tuple = ("S3Rec", "CL4SRec")
     shown: tuple = ("SAMRec",)
-    measure: str = "top_eigenvalue"
+    measure: str = "max_eigenvalue"
     objectives: tuple = ("bce", "ce")
 
 
@@ -114,7 +114,7 @@ CLAIMS = (
     # run_analysis.py sharpness --objective bce|ce --out docs/runs/sharpness/Beauty/<label>-seed<k>-<objective>.json
     SharpnessClaim(
         "Figure 1 / Sec. 3.5: SASRec's minimum ~10x sharper than S3Rec's, CL4SRec's "
-        "(top Hessian eigenvalue, SASRec ÷ model [95% CI]; columns: the bce, then the ce objective)",
+        "(largest Hessian eigenvalue, SASRec ÷ model [95% CI]; columns: the bce, then the ce objective)",
         "~10x",
         "sharpness/Beauty",
     ),
