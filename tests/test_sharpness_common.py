@@ -21,7 +21,7 @@ from recbole_sam.analysis.objective import (
     sequence_encoder,
     training_sequences,
 )
-from recbole_sam.analysis.report import ratio_interval, ratio_table, read_measurements
+from recbole_sam.sharpness_ratios import ratio_interval, ratio_table, read_measurements
 from recbole_sam.analysis.sharpness import sharpness_measures
 from recbole_sam.config import SAMConfig
 from recbole_sam.data.dataset import create_dataset

@@ -10,7 +10,7 @@ here. Plotting lives in ``plots`` and is not imported here, so that the analysis
 from recbole_sam.analysis.landscape import Landscape, filter_normalized_directions, loss_grid, model_landscape
 from recbole_sam.loading import LoadedCheckpoint, load_checkpoint
 from recbole_sam.analysis.objective import BatchLoss, NextItemLoss, common_batches, model_objective, sample_batches
-from recbole_sam.analysis.report import ratio_table, read_measurements
+from recbole_sam.sharpness_ratios import ratio_table, read_measurements
 from recbole_sam.analysis.sharpness import (
     hessian_trace,
     max_hessian_eigenvalue,

@@ -181,7 +181,7 @@ def _shown(value):
 
 
 def run_report(args):
-    from recbole_sam.analysis.report import ratio_table, read_measurements
+    from recbole_sam.sharpness_ratios import ratio_table, read_measurements
 
     table = ratio_table(read_measurements(args.inputs), args.baseline)
     if args.out:

@@ -12,7 +12,7 @@ SAM - plain with its 95% t-interval. The verdict word:
 One claim is about sharpness, not accuracy (Figure 1: SASRec's minimum is sharper than the
 self-supervised models'): its row reads the JSON outputs of ``run_analysis.py sharpness`` and
 gives the ratio SASRec ÷ model of the largest Hessian eigenvalue with its 95% interval
-(``recbole_sam.analysis.report``); it holds when every interval lies above 1.
+(``recbole_sam.sharpness_ratios``); it holds when every interval lies above 1.
 
     python run_experiments.py claims --runs docs/runs --write docs/results.md
 """
@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from recbole_sam.analysis.report import ratio_interval, read_measurements
+from recbole_sam.sharpness_ratios import ratio_interval, read_measurements
 from recbole_sam.experiments.paired import choose_rho, paired_interval, paired_runs, with_history
 from recbole_sam.run import load_records
 
